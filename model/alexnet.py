@@ -1,0 +1,88 @@
+"""AlexNet exactly as Caffe's `bvlc_alexnet` deploy definition, with named layers conv1 … fc8."""
+
+from __future__ import annotations
+
+import keras
+
+from model.layers import LocalResponseNormalization
+from model.preprocess import PreprocessSpec, image_normalization_layer
+
+# The layers that hold weights, in network order: what `train_layers` and `reinit_layers` name.
+WEIGHT_LAYERS: tuple[str, ...] = ("conv1", "conv2", "conv3", "conv4", "conv5", "fc6", "fc7", "fc8")
+FEATURE_SIZE = 9216  # 6 · 6 · 256, flattened in HWC order
+
+
+def build_alexnet(
+    num_classes: int = 1000,
+    dropout_rate: float = 0.5,
+    preprocess: PreprocessSpec | None = None,
+    seed: int | None = None,
+    dtype_policy: str | None = None,
+) -> keras.Model:
+    """Build AlexNet taking RGB images in 0..255, shape (N, 227, 227, 3), returning fc8 logits.
+
+    `dropout_rate` is the probability of dropping. `dtype_policy="mixed_float16"` computes in half
+    precision and keeps the logits in float32.
+    """
+    if not isinstance(num_classes, int) or isinstance(num_classes, bool) or num_classes < 2:
+        raise ValueError(f"num_classes must be an integer of at least 2. Received: num_classes={num_classes!r}")
+    if not 0.0 <= dropout_rate < 1.0:
+        raise ValueError(f"dropout_rate must be in [0, 1). Received: dropout_rate={dropout_rate!r}")
+    spec = preprocess or PreprocessSpec()
+    if spec.image_size != 227:
+        raise ValueError(f"AlexNet takes 227×227 input. Received: image_size={spec.image_size}")
+    policy = dtype_policy or keras.config.dtype_policy().name
+    layers = keras.layers
+
+    def conv(name, filters, size, strides=1, padding="same", groups=1):
+        return layers.Conv2D(filters, size, strides=strides, padding=padding, groups=groups,
+                             activation="relu", name=name, dtype=policy)
+
+    def lrn(name):
+        return LocalResponseNormalization(name=name, dtype=policy)
+
+    def pool(name):
+        return layers.MaxPooling2D(3, strides=2, padding="valid", name=name, dtype=policy)
+
+    inputs = keras.Input(shape=(227, 227, 3), name="image")
+    x = image_normalization_layer(spec)(inputs)
+    x = conv("conv1", 96, 11, strides=4, padding="valid")(x)
+    x = pool("pool1")(lrn("lrn1")(x))
+    x = conv("conv2", 256, 5, groups=2)(x)
+    x = pool("pool2")(lrn("lrn2")(x))
+    x = conv("conv3", 384, 3)(x)
+    x = conv("conv4", 384, 3, groups=2)(x)
+    x = conv("conv5", 256, 3, groups=2)(x)
+    x = pool("pool5")(x)
+    x = layers.Flatten(name="flatten", dtype=policy)(x)
+    x = layers.Dense(4096, activation="relu", name="fc6", dtype=policy)(x)
+    x = layers.Dropout(dropout_rate, seed=seed, name="dropout6", dtype=policy)(x)
+    x = layers.Dense(4096, activation="relu", name="fc7", dtype=policy)(x)
+    x = layers.Dropout(dropout_rate, seed=None if seed is None else seed + 1, name="dropout7", dtype=policy)(x)
+    logits = layers.Dense(num_classes, name="fc8", dtype="float32")(x)
+    return keras.Model(inputs, logits, name="alexnet")
+
+
+def split_layers(model: keras.Model, first_trainable: str) -> tuple[list[keras.layers.Layer], list[keras.layers.Layer]]:
+    """Split the chain of layers into a frozen prefix and a head that starts at `first_trainable`.
+
+    A dropout layer right before the first trainable layer belongs to the head, so that it still
+    drops at train time when the prefix's output is cached.
+    """
+    chain = [layer for layer in model.layers if not isinstance(layer, keras.layers.InputLayer)]
+    names = [layer.name for layer in chain]
+    if first_trainable not in names:
+        raise ValueError(f"unknown layer {first_trainable!r}; expected one of {WEIGHT_LAYERS}")
+    cut = names.index(first_trainable)
+    while cut > 0 and isinstance(chain[cut - 1], keras.layers.Dropout):
+        cut -= 1
+    return chain[:cut], chain[cut:]
+
+
+def chain_model(layers: list[keras.layers.Layer], input_shape: tuple[int, ...], name: str) -> keras.Model:
+    """A model that applies `layers` (shared, not copied) in order to an input of `input_shape`."""
+    inputs = keras.Input(shape=input_shape, name=f"{name}_input")
+    x = inputs
+    for layer in layers:
+        x = layer(x)
+    return keras.Model(inputs, x, name=name)

@@ -1,0 +1,69 @@
+"""Assemble the network a run trains: build, load the starting weights, freeze, and cut."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import keras
+import tensorflow as tf
+
+from model.alexnet import WEIGHT_LAYERS, build_alexnet, chain_model, split_layers
+from model.preprocess import PreprocessSpec
+from model.spec import TrainSpec
+from model.weights import Weights, WeightsError, apply_weights, read_weights
+
+
+@dataclass
+class Assembly:
+    model: keras.Model  # the whole network, sharing its layers with prefix and head
+    prefix: keras.Model | None  # frozen layers below the first trainable one, or None
+    head: keras.Model  # what the train step runs: the layers from the cut up
+    reinit_layers: list[str]
+
+
+def configure_devices() -> None:
+    """Let TensorFlow grow GPU memory as needed instead of taking all of it at start."""
+    for gpu in tf.config.list_physical_devices("GPU"):
+        try:
+            tf.config.experimental.set_memory_growth(gpu, True)
+        except RuntimeError:  # already initialised in this process
+            pass
+
+
+def source_weights(spec: TrainSpec, imagenet_path: str | Path | None) -> Weights | None:
+    """The weights a run starts from: None for `random`, else the file or export named by `weights`."""
+    if spec.weights == "random":
+        return None
+    if spec.weights == "imagenet":
+        if imagenet_path is None:
+            raise WeightsError("weights='imagenet' needs the bvlc_alexnet.npy path (see `finetune download-weights`)")
+        return read_weights(imagenet_path)
+    path = Path(spec.weights)
+    return read_weights(path / "weights.npy" if path.is_dir() else path)
+
+
+def assemble(spec: TrainSpec, num_classes: int, preprocess: PreprocessSpec, imagenet_path=None) -> Assembly:
+    keras.utils.set_random_seed(spec.seed)
+    source = source_weights(spec, imagenet_path)
+    model = build_alexnet(num_classes, spec.dropout_rate, preprocess, seed=spec.seed,
+                          dtype_policy="mixed_float16" if spec.mixed_precision else None)
+    reinit = set(spec.reinit_layers)
+    if source is not None and "fc8" in source and source["fc8"][0].shape[-1] != num_classes:
+        reinit.add("fc8")  # a new set of classes always needs a fresh classifier
+    if source is not None:
+        apply_weights(model, source, [name for name in WEIGHT_LAYERS if name not in reinit])
+    for layer in model.layers:
+        layer.trainable = layer.name in spec.train_layers
+    prefix_layers, head_layers = split_layers(model, spec.first_trainable)
+    prefix = chain_model(prefix_layers, (227, 227, 3), "frozen_prefix") if prefix_layers else None
+    head = chain_model(head_layers, tuple(prefix.output.shape[1:]), "trainable_head") if prefix else model
+    return Assembly(model, prefix, head, sorted(reinit, key=WEIGHT_LAYERS.index))
+
+
+def make_optimizer(spec: TrainSpec) -> keras.optimizers.Optimizer:
+    if spec.optimizer == "adam":
+        optimizer = keras.optimizers.Adam(spec.learning_rate)
+    else:
+        optimizer = keras.optimizers.SGD(spec.learning_rate, momentum=spec.momentum if spec.optimizer == "momentum" else 0.0)
+    return keras.optimizers.LossScaleOptimizer(optimizer) if spec.mixed_precision else optimizer

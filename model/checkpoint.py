@@ -1,0 +1,50 @@
+"""Training checkpoints: every variable of the trained network and of its optimizer (the dropout
+seed state included), plus the loop's position, so a resumed run continues as if never stopped."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+
+STATE_FILE = "state.json"
+VARIABLES_FILE = "variables.npz"
+
+
+def save_checkpoint(directory: Path, variables: list, state: dict) -> None:
+    """Write atomically: the new checkpoint replaces the old only once it is complete."""
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    work = directory.with_name(directory.name + ".tmp")
+    work.mkdir(parents=True, exist_ok=True)
+    with open(work / VARIABLES_FILE, "wb") as fh:
+        np.savez(fh, *[np.asarray(v) for v in variables])
+    (work / STATE_FILE).write_text(json.dumps(state))
+    old = directory.with_name(directory.name + ".old")
+    if directory.exists():
+        os.replace(directory, old)
+    os.replace(work, directory)
+    if old.exists():
+        for child in old.iterdir():
+            child.unlink()
+        old.rmdir()
+
+
+def load_checkpoint(directory: Path, variables: list) -> dict | None:
+    """Restore `variables` in place and return the saved state, or None when there is none."""
+    if not (directory / STATE_FILE).is_file():
+        old = directory.with_name(directory.name + ".old")
+        if (old / STATE_FILE).is_file():  # a crash between the two renames
+            directory = old
+        else:
+            return None
+    with np.load(directory / VARIABLES_FILE) as saved:
+        values = [saved[f"arr_{i}"] for i in range(len(saved.files))]
+    if len(values) != len(variables):
+        raise ValueError(f"checkpoint in {directory} holds {len(values)} variables; the run has {len(variables)}")
+    for variable, value in zip(variables, values):
+        if tuple(variable.shape) != value.shape:
+            raise ValueError(f"checkpoint variable {variable.path} has shape {value.shape}, expected {tuple(variable.shape)}")
+        variable.assign(value)
+    return json.loads((directory / STATE_FILE).read_text())

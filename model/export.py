@@ -1,0 +1,113 @@
+"""Exports and prediction: a folder that holds everything needed to classify exactly as trained.
+
+An export holds `saved_model/` (TensorFlow loads it without this package: uint8 RGB images in,
+probabilities out, the in-graph normalization included), `weights.npy` (the bvlc layout, to
+continue from), `labels.json`, `preprocess.json`, `train_spec.json` and `metrics.json`.
+Prediction reads `preprocess.json` and decodes with the same `load_image` that prepared the data.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections.abc import Callable, Sequence
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+
+from model.preprocess import ImageError, PreprocessSpec, load_image
+
+SERVING_ENDPOINT = "serve"
+
+
+def export_model(model, out_dir: Path, classes: list[str], preprocess: PreprocessSpec, spec, metrics: dict) -> Path:
+    import keras
+    import tensorflow as tf
+
+    from model.weights import model_weights, save_weights
+
+    out_dir = Path(out_dir)
+    work = out_dir.with_name(out_dir.name + ".partial")
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    archive = keras.export.ExportArchive()
+    archive.track(model)
+    archive.add_endpoint(
+        name=SERVING_ENDPOINT,
+        fn=lambda images: tf.nn.softmax(tf.cast(model(images, training=False), tf.float32)),
+        input_signature=[tf.TensorSpec([None, 227, 227, 3], tf.uint8, name="images")],
+    )
+    archive.write_out(str(work / "saved_model"), verbose=False)
+    save_weights(model_weights(model), work / "weights.npy")
+    (work / "labels.json").write_text(json.dumps(classes, indent=1))
+    preprocess.save(work / "preprocess.json")
+    (work / "train_spec.json").write_text(spec.model_dump_json(indent=2))
+    (work / "metrics.json").write_text(json.dumps(metrics, indent=1))
+    shutil.rmtree(out_dir, ignore_errors=True)
+    os.replace(work, out_dir)
+    return out_dir
+
+
+class Predictor:
+    """Classifies batches of images with one network, its label map and its preprocessing."""
+
+    def __init__(self, forward: Callable[[np.ndarray], np.ndarray], classes: list[str], preprocess: PreprocessSpec):
+        self.forward, self.classes, self.preprocess = forward, classes, preprocess
+
+    def predict(self, images: Sequence[bytes | np.ndarray], top_k: int = 5) -> list[list[dict]]:
+        """Top-k `{label, class_index, probability}` per image; raises `ImageError` naming the image."""
+        if top_k < 1:
+            raise ValueError(f"top_k must be at least 1. Received: top_k={top_k}")
+        batch = np.stack([self._load(i, image) for i, image in enumerate(images)]) if images else np.zeros((0, 227, 227, 3), np.uint8)
+        return self.predict_arrays(batch, top_k)
+
+    def predict_arrays(self, batch: np.ndarray, top_k: int = 5) -> list[list[dict]]:
+        """Like `predict`, for images already decoded by `load_image` (uint8, N×227×227×3)."""
+        if not len(batch):
+            return []
+        probabilities = np.asarray(self.forward(batch))
+        k = min(top_k, probabilities.shape[1])
+        best = np.argsort(-probabilities, axis=1, kind="stable")[:, :k]
+        return [[{"label": self.classes[c], "class_index": int(c), "probability": float(row[c])} for c in top]
+                for row, top in zip(probabilities, best)]
+
+    def _load(self, position: int, image) -> np.ndarray:
+        try:
+            return load_image(image, self.preprocess)
+        except ImageError as exc:
+            raise ImageError(f"image {position + 1}: {exc}") from exc
+
+
+def load_export(export_dir: str | os.PathLike) -> Predictor:
+    """Load an export for prediction; only TensorFlow and the files in the folder are needed."""
+    import tensorflow as tf
+
+    export_dir = Path(export_dir)
+    if not (export_dir / "saved_model").is_dir():
+        raise FileNotFoundError(f"{export_dir} is not a finetune export (no saved_model/)")
+    loaded = tf.saved_model.load(str(export_dir / "saved_model"))
+    serve = getattr(loaded, SERVING_ENDPOINT)
+    classes = json.loads((export_dir / "labels.json").read_text())
+    predictor = Predictor(lambda batch: serve(tf.constant(batch, dtype=tf.uint8)).numpy(), classes,
+                          PreprocessSpec.load(export_dir / "preprocess.json"))
+    predictor._keepalive = loaded  # the concrete function needs its SavedModel alive
+    return predictor
+
+
+def imagenet_classes() -> list[str]:
+    return json.loads(resources.files("model").joinpath("imagenet_classes.json").read_text())
+
+
+def imagenet_predictor(weights_path: str | os.PathLike) -> Predictor:
+    """The unmodified pretrained network, with the 1000 ImageNet class names."""
+    import tensorflow as tf
+
+    from model.alexnet import WEIGHT_LAYERS, build_alexnet
+    from model.weights import apply_weights, read_weights
+
+    model = build_alexnet(1000, preprocess=PreprocessSpec())
+    apply_weights(model, read_weights(weights_path), WEIGHT_LAYERS)
+    forward = tf.function(lambda x: tf.nn.softmax(model(x, training=False)), reduce_retracing=True)
+    return Predictor(lambda batch: forward(tf.constant(batch, dtype=tf.uint8)).numpy(), imagenet_classes(), PreprocessSpec())
