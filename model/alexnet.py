@@ -5,10 +5,9 @@ from __future__ import annotations
 import keras
 
 from model.layers import LocalResponseNormalization
+from model.layout import WEIGHT_LAYERS
 from model.preprocess import PreprocessSpec, image_normalization_layer
 
-# The layers that hold weights, in network order: what `train_layers` and `reinit_layers` name.
-WEIGHT_LAYERS: tuple[str, ...] = ("conv1", "conv2", "conv3", "conv4", "conv5", "fc6", "fc7", "fc8")
 FEATURE_SIZE = 9216  # 6 · 6 · 256, flattened in HWC order
 
 

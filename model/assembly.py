@@ -56,6 +56,8 @@ def assemble(spec: TrainSpec, num_classes: int, preprocess: PreprocessSpec, imag
     for layer in model.layers:
         layer.trainable = layer.name in spec.train_layers
     prefix_layers, head_layers = split_layers(model, spec.first_trainable)
+    if not any(layer.name in WEIGHT_LAYERS for layer in prefix_layers):
+        prefix_layers, head_layers = [], model.layers  # nothing frozen worth caching below conv1
     prefix = chain_model(prefix_layers, (227, 227, 3), "frozen_prefix") if prefix_layers else None
     head = chain_model(head_layers, tuple(prefix.output.shape[1:]), "trainable_head") if prefix else model
     return Assembly(model, prefix, head, sorted(reinit, key=WEIGHT_LAYERS.index))

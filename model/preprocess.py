@@ -84,6 +84,8 @@ def _to_pil(source: bytes | np.ndarray | Image.Image) -> Image.Image:
         image.load()
     except Image.DecompressionBombError as exc:
         raise ImageError(f"image too large: more than {MAX_IMAGE_PIXELS} pixels") from exc
+    except Image.UnidentifiedImageError as exc:
+        raise ImageError("not an image in a supported format (JPEG, PNG, BMP, GIF, WebP, TIFF)") from exc
     except (OSError, SyntaxError, ValueError) as exc:
         if isinstance(exc, OSError) and "truncated" in str(exc).lower():
             raise ImageError("truncated image file") from exc

@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from model.alexnet import WEIGHT_LAYERS
+from model.layout import WEIGHT_LAYERS
 
 LayerName = Literal["conv1", "conv2", "conv3", "conv4", "conv5", "fc6", "fc7", "fc8"]
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from model.alexnet import WEIGHT_LAYERS
+from model.layout import WEIGHT_LAYERS
 
 # Shapes in bvlc_alexnet.npy; fc8 has 1000 ImageNet classes there and `num_classes` elsewhere.
 PRETRAINED_SHAPES: dict[str, tuple[tuple[int, ...], tuple[int, ...]]] = {

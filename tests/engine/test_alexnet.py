@@ -1,0 +1,54 @@
+import numpy as np
+import pytest
+
+from model.alexnet import build_alexnet, split_layers
+from model.layout import WEIGHT_LAYERS
+from model.preprocess import PreprocessSpec, normalize
+from model.weights import apply_weights, read_weights
+from tests.utils import reference_alexnet
+
+
+def test_layers_are_named_and_shaped_like_bvlc_alexnet():
+    model = build_alexnet(num_classes=7)
+    shapes = {name: [tuple(w.shape) for w in model.get_layer(name).weights] for name in WEIGHT_LAYERS}
+    assert shapes == {
+        "conv1": [(11, 11, 3, 96), (96,)], "conv2": [(5, 5, 48, 256), (256,)], "conv3": [(3, 3, 256, 384), (384,)],
+        "conv4": [(3, 3, 192, 384), (384,)], "conv5": [(3, 3, 192, 256), (256,)], "fc6": [(9216, 4096), (4096,)],
+        "fc7": [(4096, 4096), (4096,)], "fc8": [(4096, 7), (7,)],
+    }
+    assert model.input_shape == (None, 227, 227, 3)
+    assert model.get_layer("pool5").output.shape[1:] == (6, 6, 256)
+    lrn = model.get_layer("lrn1")
+    assert (lrn.depth_radius, lrn.alpha, lrn.beta, lrn.bias) == (2, 2e-05, 0.75, 1.0)
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"num_classes": 1}, "num_classes"), ({"num_classes": 2.5}, "num_classes"),
+    ({"dropout_rate": 1.0}, "dropout_rate"), ({"dropout_rate": -0.1}, "dropout_rate"),
+])
+def test_bad_arguments_are_refused_up_front(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        build_alexnet(**kwargs)
+
+
+def test_forward_pass_matches_an_independent_numpy_implementation(weights_file):
+    weights = read_weights(weights_file)
+    model = build_alexnet(num_classes=1000)
+    apply_weights(model, weights, WEIGHT_LAYERS)
+    rng = np.random.default_rng(3)
+    images = rng.integers(0, 256, size=(2, 227, 227, 3), dtype=np.uint8)
+    logits = model(images, training=False).numpy()
+    bgr = normalize(images, PreprocessSpec())
+    expected = np.stack([reference_alexnet.forward(image, weights) for image in bgr])
+    relative_error = np.abs(logits - expected).max() / np.abs(expected).max()
+    assert relative_error < 1e-4
+    assert np.abs(expected).max() > 1e-3  # the comparison is not between two near-zero vectors
+
+
+def test_split_keeps_dropout_with_the_trainable_head():
+    model = build_alexnet(num_classes=3)
+    prefix, head = split_layers(model, "fc7")
+    assert prefix[-1].name == "fc6"
+    assert [layer.name for layer in head] == ["dropout6", "fc7", "dropout7", "fc8"]
+    prefix, head = split_layers(model, "conv3")
+    assert prefix[-1].name == "pool2" and head[0].name == "conv3"

@@ -1,0 +1,93 @@
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from model.preprocess import ImageError, PreprocessSpec, load_image, normalize
+
+SPEC = PreprocessSpec()
+
+
+def encode(image: Image.Image, fmt: str, **kwargs) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format=fmt, **kwargs)
+    return buffer.getvalue()
+
+
+RED = Image.new("RGB", (40, 30), (200, 10, 10))
+
+
+@pytest.mark.parametrize("fmt", ["JPEG", "PNG", "BMP", "GIF", "WEBP", "TIFF"])
+def test_formats_decode_to_227_rgb(fmt):
+    array = load_image(encode(RED, fmt), SPEC)
+    assert array.shape == (227, 227, 3) and array.dtype == np.uint8
+    assert array[..., 0].mean() > 150 and array[..., 1].mean() < 60
+
+
+@pytest.mark.parametrize("mode", ["L", "LA", "P", "RGBA", "CMYK", "I;16", "1"])
+def test_every_mode_becomes_rgb(mode):
+    image = RED.convert(mode) if mode != "I;16" else Image.fromarray(np.full((30, 40), 40000, np.uint16))
+    fmt = "JPEG" if mode == "CMYK" else "PNG" if mode != "1" else "BMP"
+    array = load_image(encode(image, fmt), SPEC)
+    assert array.shape == (227, 227, 3)
+
+
+def test_transparent_pixels_become_white():
+    array = load_image(encode(Image.new("RGBA", (10, 10), (0, 0, 0, 0)), "PNG"), SPEC)
+    assert array.min() == 255
+
+
+def test_exif_orientation_is_applied():
+    tall = Image.new("RGB", (20, 40), (0, 0, 0))
+    tall.paste((255, 255, 255), (0, 0, 20, 20))  # top half white
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90° clockwise to display
+    array = load_image(encode(tall, "JPEG", exif=exif), PreprocessSpec(resize="squash"))
+    # displayed: 40 wide, 20 high, the white half on the right
+    assert array[:, 150:].mean() > 200 and array[:, :70].mean() < 50
+
+
+def test_gif_uses_first_frame():
+    frames = [Image.new("RGB", (8, 8), (255, 0, 0)), Image.new("RGB", (8, 8), (0, 0, 255))]
+    buffer = io.BytesIO()
+    frames[0].save(buffer, format="GIF", save_all=True, append_images=frames[1:])
+    array = load_image(buffer.getvalue(), SPEC)
+    assert array[..., 0].mean() > 200 and array[..., 2].mean() < 50
+
+
+def test_center_crop_keeps_the_middle():
+    wide = Image.new("RGB", (300, 100), (0, 0, 0))
+    wide.paste((255, 255, 255), (100, 0, 200, 100))
+    cropped = load_image(encode(wide, "PNG"), PreprocessSpec(resize="center_crop"))
+    squashed = load_image(encode(wide, "PNG"), PreprocessSpec(resize="squash"))
+    assert cropped.mean() > 200  # only the white middle third survives the crop
+    assert 60 < squashed.mean() < 110
+
+
+@pytest.mark.parametrize("data, reason", [
+    (b"", "empty"), (b"hello world, not an image", "not an image"),
+    (encode(RED, "PNG")[:60], "truncated|not a readable|not an image"),
+])
+def test_broken_files_raise_image_error(data, reason):
+    with pytest.raises(ImageError, match=reason):
+        load_image(data, SPEC)
+
+
+def test_decompression_bomb_is_refused(monkeypatch):
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100)
+    with pytest.raises(ImageError, match="too large"):
+        load_image(encode(Image.new("RGB", (200, 200)), "PNG"), SPEC)
+
+
+def test_normalize_subtracts_rgb_mean_then_swaps_to_bgr():
+    pixel = np.array([[[123.68 + 1, 116.779 + 2, 103.939 + 3]]], dtype=np.float32)
+    assert np.allclose(normalize(pixel, SPEC), [[[3, 2, 1]]], atol=1e-4)
+
+
+def test_in_graph_normalization_equals_numpy_twin():
+    from model.preprocess import image_normalization_layer
+
+    images = np.random.default_rng(0).integers(0, 256, (2, 5, 5, 3), dtype=np.uint8)
+    layer_out = np.asarray(image_normalization_layer(SPEC)(images.astype(np.float32)))
+    assert np.allclose(layer_out, normalize(images, SPEC), atol=1e-4)

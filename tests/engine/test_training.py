@@ -1,0 +1,171 @@
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from model.export import load_export
+from model.layout import WEIGHT_LAYERS
+from model.reports import TrainingDiverged, TrainingObserver
+from model.spec import TrainSpec
+from model.training import train
+from model.weights import read_weights, save_weights
+
+FAST = dict(num_epochs=2, batch_size=8, learning_rate=0.01)
+
+
+class Recorder(TrainingObserver):
+    def __init__(self, stop_at_step: int | None = None):
+        self.steps, self.epochs, self.phases, self.tests, self.info = [], [], [], [], None
+        self.stop_at_step = stop_at_step
+
+    def on_start(self, info):
+        self.info = info
+
+    def on_phase(self, phase, done, total):
+        self.phases.append((phase, done, total))
+
+    def on_step(self, report):
+        self.steps.append(report)
+
+    def on_epoch(self, report):
+        self.epochs.append(report)
+
+    def on_test(self, report):
+        self.tests.append(report)
+
+    def should_stop(self):
+        return self.stop_at_step is not None and len(self.steps) >= self.stop_at_step
+
+
+def exported(run_dir):
+    return read_weights(run_dir / "export" / "weights.npy")
+
+
+def test_only_the_trained_layers_change_and_no_image_is_dropped(dataset, weights_file, tmp_path):
+    recorder = Recorder()
+    result = train(TrainSpec(**FAST), dataset, tmp_path / "run", imagenet_weights=weights_file, observer=recorder)
+    assert result.status == "succeeded" and result.epochs_completed == 2
+    start, end = read_weights(weights_file), exported(tmp_path / "run")
+    for name in ("conv1", "conv2", "conv3", "conv4", "conv5", "fc6"):
+        assert np.array_equal(start[name][0], end[name][0]) and np.array_equal(start[name][1], end[name][1]), name
+    assert not np.array_equal(start["fc7"][0], end["fc7"][0])
+    assert end["fc8"][0].shape == (4096, 2)
+    # 18 training images in batches of 8: the last batch of 2 trains too, and all 4 val images count
+    assert recorder.info.steps_per_epoch == 3 and len(recorder.steps) == 6
+    assert all(sum(map(sum, e.confusion_matrix)) == 4 for e in recorder.epochs)
+    assert recorder.info.feature_cache == "cached"
+    assert result.test is not None and sum(map(sum, result.test.confusion_matrix)) == 4
+    assert {c["class"] for c in recorder.epochs[-1].per_class} == {"cat", "dog"}
+
+
+def test_convolutional_layers_train_without_the_cache(dataset, weights_file, tmp_path):
+    recorder = Recorder()
+    spec = TrainSpec(train_layers=["conv1", "fc8"], num_epochs=1, batch_size=16, learning_rate=0.001)
+    train(spec, dataset, tmp_path / "run", imagenet_weights=weights_file, observer=recorder)
+    start, end = read_weights(weights_file), exported(tmp_path / "run")
+    assert recorder.info.feature_cache is None
+    assert not np.array_equal(start["conv1"][0], end["conv1"][0])
+    for name in ("conv2", "conv3", "conv4", "conv5", "fc6", "fc7"):
+        assert np.array_equal(start[name][0], end[name][0]), name
+
+
+def test_reinit_is_separate_from_training(dataset, weights_file, tmp_path):
+    spec = TrainSpec(train_layers=["fc8"], reinit_layers=["fc7", "fc8"], num_epochs=1, batch_size=8)
+    train(spec, dataset, tmp_path / "run", imagenet_weights=weights_file)
+    start, end = read_weights(weights_file), exported(tmp_path / "run")
+    assert not np.array_equal(start["fc7"][0], end["fc7"][0])  # fresh, then frozen
+    assert np.array_equal(start["fc6"][0], end["fc6"][0])
+
+
+def test_cancel_then_resume_equals_an_uninterrupted_run(dataset, weights_file, tmp_path):
+    spec = TrainSpec(**{**FAST, "num_epochs": 3}, optimizer="momentum")
+    whole = Recorder()
+    train(spec, dataset, tmp_path / "whole", imagenet_weights=weights_file, cache_dir=tmp_path / "cache", observer=whole)
+
+    first = Recorder(stop_at_step=4)  # stops in the middle of epoch 2
+    result = train(spec, dataset, tmp_path / "split", imagenet_weights=weights_file, cache_dir=tmp_path / "cache", observer=first)
+    assert result.status == "cancelled" and len(first.steps) == 4
+    second = Recorder()
+    result = train(spec, dataset, tmp_path / "split", imagenet_weights=weights_file, cache_dir=tmp_path / "cache", observer=second)
+    assert result.status == "succeeded" and second.info.resumed_from_step == 4
+    assert [s.step for s in second.steps] == [5, 6, 7, 8, 9]
+    losses = [s.loss for s in first.steps + second.steps]
+    assert np.allclose(losses, [s.loss for s in whole.steps], rtol=1e-5, atol=1e-6)
+    a, b = exported(tmp_path / "whole"), exported(tmp_path / "split")
+    for name in ("fc7", "fc8"):
+        assert np.allclose(a[name][0], b[name][0], atol=1e-6)
+    assert [e.accuracy for e in second.epochs] == [e.accuracy for e in whole.epochs[1:]]
+
+
+def test_second_job_on_the_same_data_reuses_the_feature_cache(dataset, weights_file, tmp_path):
+    first, second = Recorder(), Recorder()
+    train(TrainSpec(num_epochs=1, batch_size=8), dataset, tmp_path / "a", imagenet_weights=weights_file, cache_dir=tmp_path / "cache", observer=first)
+    train(TrainSpec(num_epochs=1, batch_size=8, learning_rate=0.1), dataset, tmp_path / "b", imagenet_weights=weights_file, cache_dir=tmp_path / "cache", observer=second)
+    assert first.phases and not second.phases
+
+
+def test_nan_loss_stops_with_a_clear_error(dataset, weights_file, tmp_path):
+    weights = read_weights(weights_file)
+    weights["fc6"] = (weights["fc6"][0], np.full(4096, 3e38, np.float32))
+    broken = tmp_path / "broken.npy"
+    save_weights(weights, broken)
+    with pytest.raises(TrainingDiverged, match="lower learning rate"):
+        train(TrainSpec(**FAST), dataset, tmp_path / "run", imagenet_weights=broken)
+
+
+def test_early_stopping(dataset, weights_file, tmp_path):
+    spec = TrainSpec(num_epochs=6, batch_size=8, learning_rate=1e-12, early_stopping_patience=1)
+    result = train(spec, dataset, tmp_path / "run", imagenet_weights=weights_file)
+    assert result.stopped_early and result.epochs_completed == 2 and result.best_epoch == 1
+
+
+def test_export_predicts_exactly_as_trained_and_loads_without_this_package(dataset, weights_file, tmp_path):
+    from model.alexnet import build_alexnet
+    from model.weights import apply_weights
+
+    train(TrainSpec(num_epochs=1, batch_size=8), dataset, tmp_path / "run", imagenet_weights=weights_file)
+    export_dir = tmp_path / "run" / "export"
+    predictor = load_export(export_dir)
+    rows = dataset.indices("val")
+    from_arrays = predictor.predict_arrays(np.asarray(dataset.images[rows]), top_k=2)
+    model = build_alexnet(2)
+    apply_weights(model, exported(tmp_path / "run"), WEIGHT_LAYERS)
+    logits = model(np.asarray(dataset.images[rows]), training=False).numpy()
+    probabilities = np.exp(logits - logits.max(1, keepdims=True))
+    probabilities /= probabilities.sum(1, keepdims=True)
+    for ranked, expected in zip(from_arrays, probabilities):
+        assert ranked[0]["class_index"] == int(expected.argmax())
+        assert ranked[0]["probability"] == pytest.approx(float(expected.max()), abs=1e-5)
+    code = ("import sys, tensorflow as tf; m = tf.saved_model.load(sys.argv[1]); "
+            "p = m.serve(tf.zeros([3, 227, 227, 3], tf.uint8)).numpy(); "
+            "assert p.shape == (3, 2) and abs(p.sum() - 3) < 1e-4; assert 'model' not in sys.modules; print('ok')")
+    out = subprocess.run([sys.executable, "-c", code, str(export_dir / "saved_model")], capture_output=True, text=True, cwd=tmp_path)
+    assert out.stdout.strip() == "ok", out.stderr[-2000:]
+    for name in ("labels.json", "preprocess.json", "train_spec.json", "metrics.json", "weights.npy"):
+        assert (export_dir / name).is_file()
+
+
+def test_tensorboard_events_hold_scalars_and_histograms(dataset, weights_file, tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    train(TrainSpec(num_epochs=1, batch_size=8), dataset, tmp_path / "run", imagenet_weights=weights_file)
+    events = EventAccumulator(str(tmp_path / "run" / "tensorboard" / "train"), size_guidance={"tensors": 0})
+    events.Reload()
+    tags = events.Tags()["tensors"]
+    assert {"loss", "accuracy", "epoch_loss"} <= set(tags)
+    assert any(tag.endswith("/gradient") for tag in tags) and any("fc7" in tag for tag in tags)
+
+
+def test_continue_from_an_earlier_export(dataset, weights_file, tmp_path):
+    train(TrainSpec(num_epochs=1, batch_size=8), dataset, tmp_path / "first", imagenet_weights=weights_file)
+    spec = TrainSpec(weights=str(tmp_path / "first" / "export"), reinit_layers=[], train_layers=["fc8"], num_epochs=1, batch_size=8)
+    train(spec, dataset, tmp_path / "second")
+    first, second = exported(tmp_path / "first"), exported(tmp_path / "second")
+    assert np.array_equal(first["fc7"][0], second["fc7"][0])
+    assert not np.array_equal(first["fc8"][0], second["fc8"][0])
+
+
+def test_random_weights_train_from_scratch(dataset, tmp_path):
+    result = train(TrainSpec(weights="random", num_epochs=1, batch_size=8), dataset, tmp_path / "run")
+    assert result.status == "succeeded"
