@@ -219,7 +219,7 @@ def _write_epoch_summaries(writers, report: EpochReport, train_vars, grads, epoc
         writers["validation"].flush()
 
 
-def _histogram_sample(tensor, limit: int = 65_536) -> np.ndarray:
+def _histogram_sample(tensor, limit: int = 8192) -> np.ndarray:
     """An evenly strided sample: TensorBoard's histogram op takes seconds on fc7's 16M values."""
-    values = np.asarray(tensor, dtype=np.float32).ravel()
-    return values[:: max(1, len(values) // limit)]
+    flat = tf.reshape(tensor, [-1])
+    return tf.cast(flat[:: max(1, int(flat.shape[0]) // limit)], tf.float32)

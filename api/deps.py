@@ -1,0 +1,70 @@
+"""Typed dependencies: a session per request, the settings, the caller's identity."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator
+from typing import Annotated
+
+from fastapi import Depends, Request
+from sqlalchemy import exists, select
+from sqlalchemy.orm import Session
+
+from core.config import Settings, get_settings
+from core.db import get_sessionmaker
+from core.errors import Unauthorized
+from core.storage import Storage
+from core.tables import ApiTokenRow
+
+
+def get_session() -> Iterator[Session]:
+    """Commits when the handler returns, rolls back when it raises."""
+    session = get_sessionmaker()()
+    try:
+        yield session
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+    finally:
+        session.close()
+
+
+SessionDep = Annotated[Session, Depends(get_session)]
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+
+
+def get_storage(settings: SettingsDep) -> Storage:
+    return Storage(settings)
+
+
+StorageDep = Annotated[Storage, Depends(get_storage)]
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def get_owner(request: Request, session: SessionDep, settings: SettingsDep) -> str | None:
+    """The owner of the caller's token, or None when the service runs without tokens.
+
+    Static tokens (FINETUNE_API_TOKENS) own as `static:<hash prefix>`; stored ones as their name.
+    """
+    token_rows_exist = session.scalar(select(exists().select_from(ApiTokenRow)))
+    if not settings.api_tokens and not token_rows_exist:
+        return None
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthorized("this service needs 'Authorization: Bearer <token>'")
+    digest = hash_token(token.strip())
+    for static in settings.api_tokens:
+        if hash_token(static) == digest:
+            return f"static:{digest[:16]}"
+    name = session.scalar(select(ApiTokenRow.name).where(ApiTokenRow.token_hash == digest))
+    if name is None:
+        raise Unauthorized("unknown token")
+    return name
+
+
+OwnerDep = Annotated[str | None, Depends(get_owner)]

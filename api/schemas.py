@@ -1,0 +1,152 @@
+"""Request and response bodies, named by role (…Create, …Public, …sPublic)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from model.spec import TrainSpec
+
+
+class ErrorPublic(BaseModel):
+    error: str = Field(examples=["JobNotFound"])
+    detail: str = Field(examples=["no job with id 0f3c..."])
+
+
+class RejectedFile(BaseModel):
+    path: str
+    reason: str
+
+
+class DatasetPublic(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: str
+    name: str
+    status: str = Field(description="preparing, ready or failed")
+    classes: list[str]
+    num_images: int
+    splits: dict[str, int] = Field(description="images per split: train, val, test")
+    rejected: list[RejectedFile]
+    error: str | None
+    val_fraction: float
+    test_fraction: float
+    seed: int
+    created_at: datetime
+
+
+class DatasetsPublic(BaseModel):
+    data: list[DatasetPublic]
+    count: int
+
+
+class JobCreate(TrainSpec):
+    """A finetune: the dataset plus the training options (defaults as in the engine)."""
+
+    dataset_id: str = Field(min_length=1, max_length=64)
+    weights: str = Field(default="imagenet", min_length=1, max_length=80, pattern=r"^(imagenet|random|job:[0-9a-f]{32})$",
+                         description="`imagenet`, `random`, or `job:<id>` to continue from a succeeded job.")
+
+    def train_spec(self) -> TrainSpec:
+        return TrainSpec(**self.model_dump(exclude={"dataset_id"}))
+
+
+class Progress(BaseModel):
+    epoch: int | None = None
+    num_epochs: int | None = None
+    step: int | None = None
+    steps_per_epoch: int | None = None
+    fraction: float = 0.0
+    images_per_second: float | None = None
+    eta_seconds: float | None = None
+    phase: str | None = Field(default=None, description="features (computing the frozen prefix), training or done")
+
+
+class BestEpoch(BaseModel):
+    epoch: int
+    val_accuracy: float
+    val_loss: float
+
+
+class EvaluationResult(BaseModel):
+    accuracy: float
+    loss: float
+
+
+class JobPublic(BaseModel):
+    id: str
+    status: str = Field(description="queued, running, succeeded, failed or cancelled")
+    spec: dict[str, Any]
+    dataset_id: str | None
+    progress: Progress
+    best: BestEpoch | None
+    test: EvaluationResult | None
+    error: str | None
+    cancel_requested: bool
+    attempts: int
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+
+    @classmethod
+    def from_row(cls, row) -> JobPublic:
+        progress = {k: v for k, v in (row.progress or {}).items() if k in Progress.model_fields}
+        if row.status == "queued":
+            progress.setdefault("num_epochs", row.spec.get("num_epochs"))
+        best = None if row.best_epoch is None else BestEpoch(epoch=row.best_epoch, val_accuracy=row.best_val_accuracy, val_loss=row.best_val_loss)
+        test = None if row.test_accuracy is None else EvaluationResult(accuracy=row.test_accuracy, loss=row.test_loss)
+        return cls(id=row.id, status=row.status, spec=row.spec, dataset_id=row.dataset_id, progress=Progress(**progress),
+                   best=best, test=test, error=row.error, cancel_requested=row.cancel_requested, attempts=row.attempts,
+                   created_at=row.created_at, started_at=row.started_at, finished_at=row.finished_at)
+
+
+class JobsPublic(BaseModel):
+    data: list[JobPublic]
+    count: int
+
+
+class TrainPoint(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    step: int
+    epoch: int
+    loss: float
+    accuracy: float
+    images_per_second: float
+    time: datetime
+
+
+class ValPoint(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    epoch: int
+    loss: float
+    accuracy: float
+    train_loss: float
+    train_accuracy: float
+    per_class: list[dict[str, Any]] = Field(description="per class: class, precision, recall, support")
+    confusion_matrix: list[list[int]] = Field(description="rows: true class, columns: predicted class")
+    time: datetime
+
+
+class MetricsPublic(BaseModel):
+    train: list[TrainPoint]
+    val: list[ValPoint]
+
+
+class Prediction(BaseModel):
+    label: str
+    class_index: int
+    probability: float
+
+
+class PredictionsPublic(BaseModel):
+    model: str = Field(description="`imagenet` or `job:<id>`")
+    predictions: list[list[Prediction]] = Field(description="top-k per image, in the order the images were sent")
+
+
+class Health(BaseModel):
+    status: str
+    checks: dict[str, str] = {}

@@ -1,0 +1,61 @@
+"""Domain errors. Each carries its HTTP status; the API turns every one into {"error", "detail"}."""
+
+from __future__ import annotations
+
+
+class AppError(Exception):
+    status_code = 400
+
+    def __init__(self, detail: str):
+        super().__init__(detail)
+        self.detail = detail
+
+    @property
+    def name(self) -> str:
+        return type(self).__name__
+
+
+class NotFound(AppError):
+    status_code = 404
+
+
+class DatasetNotFound(NotFound): ...
+
+
+class JobNotFound(NotFound): ...
+
+
+class Conflict(AppError):
+    status_code = 409
+
+
+class DatasetInUse(Conflict): ...
+
+
+class DatasetNotReady(Conflict): ...
+
+
+class JobStateConflict(Conflict): ...
+
+
+class WeightsNotInstalled(Conflict): ...
+
+
+class InvalidDataset(AppError):
+    status_code = 422
+
+
+class InvalidImage(AppError):
+    status_code = 415
+
+
+class PayloadTooLarge(AppError):
+    status_code = 413
+
+
+class Unauthorized(AppError):
+    status_code = 401
+
+
+class ServiceUnavailable(AppError):
+    status_code = 503

@@ -1,0 +1,85 @@
+"""Job service: create, list, cancel, resume. Rows change here; workers are told after commit."""
+
+from __future__ import annotations
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from core.config import Settings
+from core.datasets import get_dataset
+from core.errors import DatasetNotReady, JobNotFound, JobStateConflict, WeightsNotInstalled
+from core.storage import Storage
+from core.tables import JobRow, utcnow
+from model.spec import TrainSpec
+
+JOB_STATES = ("queued", "running", "succeeded", "failed", "cancelled")
+PREVIOUS_JOB_PREFIX = "job:"
+
+
+def create_job(session: Session, settings: Settings, owner: str | None, dataset_id: str, spec: TrainSpec) -> JobRow:
+    """Check that the job can run, then write it as `queued`. The caller commits, then enqueues."""
+    dataset = get_dataset(session, dataset_id, owner)
+    if dataset.status != "ready":
+        detail = f": {dataset.error}" if dataset.error else ""
+        raise DatasetNotReady(f"dataset {dataset_id} is {dataset.status}{detail}; jobs need a ready dataset")
+    if spec.weights == "imagenet" and not settings.weights_path.is_file():
+        raise WeightsNotInstalled(
+            f"weights 'imagenet' need {settings.weights_path}, which is not installed; "
+            f"run `finetune download-weights --to {settings.weights_path}`, or use weights 'random'")
+    if spec.weights.startswith(PREVIOUS_JOB_PREFIX):
+        previous = get_job(session, spec.weights.removeprefix(PREVIOUS_JOB_PREFIX), owner)
+        if previous.status != "succeeded":
+            raise JobStateConflict(f"job {previous.id} is {previous.status}; only a succeeded job can be continued from")
+    elif spec.weights not in ("imagenet", "random"):
+        raise JobStateConflict(f"weights must be 'imagenet', 'random' or 'job:<id>'; got {spec.weights!r}")
+    row = JobRow(owner=owner, dataset_id=dataset_id, status="queued", spec=spec.model_dump(mode="json"))
+    session.add(row)
+    session.flush()
+    return row
+
+
+def engine_spec(row: JobRow, storage: Storage) -> TrainSpec:
+    """The job's spec for `model/`, with `job:<id>` resolved to that job's export folder."""
+    spec = TrainSpec(**row.spec)
+    if spec.weights.startswith(PREVIOUS_JOB_PREFIX):
+        spec = spec.model_copy(update={"weights": str(storage.export_dir(spec.weights.removeprefix(PREVIOUS_JOB_PREFIX)))})
+    return spec
+
+
+def get_job(session: Session, job_id: str, owner: str | None) -> JobRow:
+    row = session.get(JobRow, job_id)
+    if row is None or row.owner != owner:
+        raise JobNotFound(f"no job with id {job_id}")
+    return row
+
+
+def list_jobs(session: Session, owner: str | None, status: str | None, offset: int, limit: int) -> tuple[list[JobRow], int]:
+    query = select(JobRow).where(JobRow.owner.is_(None) if owner is None else JobRow.owner == owner)
+    if status:
+        query = query.where(JobRow.status == status)
+    count = session.scalar(select(func.count()).select_from(query.subquery())) or 0
+    rows = session.scalars(query.order_by(JobRow.created_at.desc(), JobRow.id).offset(offset).limit(limit)).all()
+    return list(rows), count
+
+
+def cancel_job(session: Session, job_id: str, owner: str | None) -> JobRow:
+    """A queued job is cancelled at once; a running one is asked to stop and stops within a step."""
+    row = get_job(session, job_id, owner)
+    if row.status == "queued":
+        row.status, row.finished_at = "cancelled", utcnow()
+    elif row.status == "running":
+        row.cancel_requested = True
+    elif row.status != "cancelled":
+        raise JobStateConflict(f"job {job_id} is {row.status}; only queued or running jobs can be cancelled")
+    return row
+
+
+def resume_job(session: Session, job_id: str, owner: str | None) -> JobRow:
+    """A cancelled or failed job goes back to `queued`; the worker resumes from its last checkpoint."""
+    row = get_job(session, job_id, owner)
+    if row.status not in ("cancelled", "failed"):
+        raise JobStateConflict(f"job {job_id} is {row.status}; only cancelled or failed jobs can be resumed")
+    if row.dataset_id is None:
+        raise JobStateConflict(f"the dataset of job {job_id} was deleted; it cannot resume")
+    row.status, row.cancel_requested, row.error, row.finished_at = "queued", False, None, None
+    return row

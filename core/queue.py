@@ -1,0 +1,50 @@
+"""The Celery app both sides configure the same way. The API only sends tasks by name, with ids."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from celery import Celery
+
+from core.config import Settings, get_settings
+
+TRAIN_QUEUE = "train"
+PREPARE_QUEUE = "prepare"
+TRAIN_TASK = "worker.tasks.finetune"
+PREPARE_TASK = "worker.tasks.prepare_dataset"
+
+
+def make_celery(settings: Settings, main: str = "finetune") -> Celery:
+    app = Celery(main, broker=settings.broker_url)
+    options: dict = {}
+    if settings.uses_filesystem_broker:
+        folder = settings.broker_dir / "queue"
+        (settings.broker_dir / "processed").mkdir(parents=True, exist_ok=True)
+        folder.mkdir(parents=True, exist_ok=True)
+        options = {"data_folder_in": str(folder), "data_folder_out": str(folder),
+                   "processed_folder": str(settings.broker_dir / "processed"), "store_processed": False}
+    app.conf.update(
+        broker_transport_options=options,
+        broker_connection_retry_on_startup=True,
+        task_ignore_result=True,
+        task_acks_late=True,  # a worker killed mid-job leaves the message for another
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        task_routes={TRAIN_TASK: {"queue": TRAIN_QUEUE}, PREPARE_TASK: {"queue": PREPARE_QUEUE}},
+        task_default_queue=TRAIN_QUEUE,
+        worker_hijack_root_logger=False,
+    )
+    return app
+
+
+@lru_cache
+def get_celery() -> Celery:
+    return make_celery(get_settings(), main="finetune-client")
+
+
+def enqueue_training(job_id: str) -> None:
+    get_celery().send_task(TRAIN_TASK, args=[job_id], queue=TRAIN_QUEUE)
+
+
+def enqueue_preparation(dataset_id: str) -> None:
+    get_celery().send_task(PREPARE_TASK, args=[dataset_id], queue=PREPARE_QUEUE)

@@ -1,0 +1,102 @@
+"""Run one job: take its lease, call `model.training.train`, record the outcome on the row."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from core.config import Settings
+from core.db import get_sessionmaker
+from core.jobs import engine_spec
+from core.queue import enqueue_training
+from core.storage import Storage
+from core.tables import JobRow, utcnow
+from worker.lease import JobLease
+from worker.recorder import JobRecorder
+
+log = logging.getLogger(__name__)
+LEASE_SECONDS = 60.0
+_active: dict[str, JobRecorder] = {}  # running jobs in this process, for SIGTERM
+
+
+def run_job(job_id: str, settings: Settings, sessions: sessionmaker[Session] | None = None) -> str:
+    """Returns what happened: succeeded, failed, cancelled, released (given back) or skipped."""
+    from model.dataset import PreparedDataset
+    from model.training import train
+
+    sessions = sessions or get_sessionmaker()
+    storage = Storage(settings)
+    lease = JobLease(job_id, sessions, LEASE_SECONDS)
+    if not lease.acquire():
+        log.info("job %s: not queued, or running under another worker's lease; nothing to do", job_id)
+        return "skipped"
+    with sessions() as session, session.begin():
+        row = session.get(JobRow, job_id)
+        row.started_at = row.started_at or utcnow()
+        row.attempts += 1
+        spec, dataset_id = engine_spec(row, storage), row.dataset_id
+    recorder = JobRecorder(job_id, sessions, lease, settings.metrics_flush_seconds, settings.cancel_poll_seconds)
+    _active[job_id] = recorder
+    outcome, error, result = "failed", None, None
+    try:
+        dataset = PreparedDataset(storage.dataset_dir(dataset_id))
+        result = train(spec, dataset, storage.run_dir(job_id), imagenet_weights=settings.weights_path,
+                       cache_dir=storage.feature_cache_dir, observer=recorder)
+        outcome = result.status
+    except Exception as exc:  # noqa: BLE001 - every failure becomes a readable message on the row
+        error = describe_failure(exc)
+        log.exception("job %s failed", job_id)
+    finally:
+        _active.pop(job_id, None)
+        recorder.close()
+    with sessions() as session, session.begin():
+        row = session.get(JobRow, job_id)
+        if outcome == "cancelled" and not row.cancel_requested:
+            outcome = "released"  # stopped by SIGTERM: back to the queue for another worker
+            row.status = "queued"
+        else:
+            row.status, row.error, row.finished_at = outcome, error, utcnow()
+        if result is not None and outcome == "succeeded":
+            row.best_epoch, row.best_val_accuracy, row.best_val_loss = result.best_epoch, result.best_val_accuracy, result.best_val_loss
+            if result.test:
+                row.test_accuracy, row.test_loss = result.test.accuracy, result.test.loss
+            row.progress = {**recorder.progress, "fraction": 1.0, "eta_seconds": 0.0, "phase": "done"}
+        lease.release(session)
+    if outcome == "released":
+        enqueue_training(job_id)
+    log.info("job %s: %s", job_id, outcome)
+    return outcome
+
+
+def describe_failure(exc: Exception) -> str:
+    """A message for people: the engine's own errors say what to do; others name their kind."""
+    from model.reports import TrainingDiverged
+    from model.sources import DatasetError
+    from model.weights import WeightsError
+
+    if isinstance(exc, TrainingDiverged | WeightsError | DatasetError):
+        return str(exc)
+    if isinstance(exc, OSError):
+        if exc.errno == 28:
+            return "the disk is full: free space in the data folder, then resume the job"
+        if exc.errno in (13, 30):
+            return f"the data folder is not writable ({exc.filename}): fix its permissions, then resume the job"
+        return f"file error: {exc.strerror or exc} ({exc.filename})"
+    return f"internal error ({exc.__class__.__name__}): {exc}; see the worker log"
+
+
+def stop_all_on_sigterm() -> None:
+    """On SIGTERM, running jobs checkpoint at the next step and go back to the queue."""
+    previous = signal.getsignal(signal.SIGTERM)
+
+    def handler(signum, frame):
+        for recorder in list(_active.values()):
+            recorder.request_stop()
+        if callable(previous):
+            previous(signum, frame)
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, handler)

@@ -1,0 +1,21 @@
+"""Thin tasks: they receive ids, never objects; the logic lives in plain functions."""
+
+from __future__ import annotations
+
+from core.config import get_settings
+from core.datasets import prepare
+from core.db import session_scope
+from core.queue import PREPARE_TASK, TRAIN_TASK
+from worker.celery_app import app
+from worker.runner import run_job
+
+
+@app.task(name=TRAIN_TASK)
+def finetune(job_id: str) -> str:
+    return run_job(job_id, get_settings())
+
+
+@app.task(name=PREPARE_TASK)
+def prepare_dataset(dataset_id: str) -> None:
+    with session_scope() as session:
+        prepare(session, get_settings(), dataset_id)
