@@ -1,4 +1,4 @@
-"""The `finetune` command: the engine's commands plus the service's (api, worker, migrate, up)."""
+"""The `finetune` command: the engine's commands plus the service's (api, worker, migrate, up, token)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ import click
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ start-up chatter
 
-from model.cli import download_weights, predict, train
+from cli.service import COMMANDS  # noqa: E402
+from model.cli import download_weights, predict, train  # noqa: E402
 
 
 @click.group()
@@ -16,5 +17,8 @@ def main() -> None:
     """Finetune AlexNet on your own images, as a library, a command or a service."""
 
 
-for command in (train, predict, download_weights):
+for command in (train, predict, download_weights, *COMMANDS):
     main.add_command(command)
+
+if __name__ == "__main__":
+    main()

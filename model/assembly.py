@@ -39,8 +39,7 @@ def source_weights(spec: TrainSpec, imagenet_path: str | Path | None) -> Weights
         if imagenet_path is None:
             raise WeightsError("weights='imagenet' needs the bvlc_alexnet.npy path (see `finetune download-weights`)")
         return read_weights(imagenet_path)
-    path = Path(spec.weights)
-    return read_weights(path / "weights.npy" if path.is_dir() else path)
+    return read_weights(spec.weights)  # an export folder or a weights file
 
 
 def assemble(spec: TrainSpec, num_classes: int, preprocess: PreprocessSpec, imagenet_path=None) -> Assembly:

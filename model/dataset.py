@@ -147,7 +147,6 @@ def _decode_all(listing: Listing, work: Path, spec: PreprocessSpec, workers, pro
     for start in range(0, len(keep), 256):
         images[start:start + 256] = decoded[keep[start:start + 256]]
     images.flush()
-    del decoded
     (work / "images.tmp.npy").unlink()
     return images, [entries[i] for i in keep], rejected
 

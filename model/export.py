@@ -1,8 +1,8 @@
 """Exports and prediction: a folder that holds everything needed to classify exactly as trained.
 
 An export holds `saved_model/` (TensorFlow loads it without this package: uint8 RGB images in,
-probabilities out, the in-graph normalization included), `weights.npy` (the bvlc layout, to
-continue from), `labels.json`, `preprocess.json`, `train_spec.json` and `metrics.json`.
+probabilities out, the in-graph normalization included; its weights are also kept by layer name,
+so a later run can continue from them), `labels.json`, `preprocess.json`, `train_spec.json` and `metrics.json`.
 Prediction reads `preprocess.json` and decodes with the same `load_image` that prepared the data.
 """
 
@@ -23,24 +23,14 @@ SERVING_ENDPOINT = "serve"
 
 
 def export_model(model, out_dir: Path, classes: list[str], preprocess: PreprocessSpec, spec, metrics: dict) -> Path:
-    import keras
     import tensorflow as tf
-
-    from model.weights import model_weights, save_weights
 
     out_dir = Path(out_dir)
     work = out_dir.with_name(out_dir.name + ".partial")
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
-    archive = keras.export.ExportArchive()
-    archive.track(model)
-    archive.add_endpoint(
-        name=SERVING_ENDPOINT,
-        fn=lambda images: tf.nn.softmax(tf.cast(model(images, training=False), tf.float32)),
-        input_signature=[tf.TensorSpec([None, 227, 227, 3], tf.uint8, name="images")],
-    )
-    archive.write_out(str(work / "saved_model"), verbose=False)
-    save_weights(model_weights(model), work / "weights.npy")
+    module = _ServingModule(model)
+    tf.saved_model.save(module, str(work / "saved_model"), signatures={"serving_default": module.serve})
     (work / "labels.json").write_text(json.dumps(classes, indent=1))
     preprocess.save(work / "preprocess.json")
     (work / "train_spec.json").write_text(spec.model_dump_json(indent=2))
@@ -48,6 +38,36 @@ def export_model(model, out_dir: Path, classes: list[str], preprocess: Preproces
     shutil.rmtree(out_dir, ignore_errors=True)
     os.replace(work, out_dir)
     return out_dir
+
+
+def _ServingModule(model):
+    """A tf.Module with the `serve` function, and the weights under their layer names (stored once)."""
+    import tensorflow as tf
+
+    from model.layout import WEIGHT_LAYERS
+
+    class ServingModule(tf.Module):
+        def __init__(self):
+            super().__init__()
+            self.model = model
+            self.layer_weights = {name: list(model.get_layer(name).weights) for name in WEIGHT_LAYERS}
+
+        @tf.function(input_signature=[tf.TensorSpec([None, 227, 227, 3], tf.uint8, name="images")])
+        def serve(self, images):
+            return tf.nn.softmax(tf.cast(self.model(images, training=False), tf.float32))
+
+    return ServingModule()
+
+
+def read_export_weights(export_dir: Path) -> dict:
+    """The weights of an export, by layer name, read from its SavedModel checkpoint."""
+    import tensorflow as tf
+
+    from model.layout import WEIGHT_LAYERS
+
+    reader = tf.train.load_checkpoint(str(Path(export_dir) / "saved_model" / "variables" / "variables"))
+    key = "layer_weights/{}/{}/.ATTRIBUTES/VARIABLE_VALUE"
+    return {name: (reader.get_tensor(key.format(name, 0)), reader.get_tensor(key.format(name, 1))) for name in WEIGHT_LAYERS}
 
 
 class Predictor:

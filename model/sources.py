@@ -211,7 +211,7 @@ def _zip_index(files: list[str], indexes: list[str], read) -> Listing:
 
 
 def _local_index(index: Path) -> Listing:
-    pairs = _parse_index(index.read_text(errors="replace"), index.name)
+    _parse_index(index.read_text(errors="replace"), index.name)  # fail early on a malformed index
     stem = index.stem.lower()
     split = stem if stem in ("train", "val") and (index.parent / ("val.txt" if stem == "train" else "train.txt")).exists() else None
     indexes = [index]

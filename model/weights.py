@@ -40,6 +40,8 @@ class WeightsError(ValueError):
 def read_weights(path: str | os.PathLike) -> Weights:
     """Read and check a weights file; every problem names the layer and the shapes."""
     path = Path(path)
+    if (path / "saved_model").is_dir():
+        return _read_export(path)
     if not path.is_file():
         raise WeightsError(
             f"weights file not found: {path}. Download it with `finetune download-weights --to {path}`"
@@ -64,6 +66,15 @@ def read_weights(path: str | os.PathLike) -> Weights:
             raise WeightsError(f"{path}: layer {name!r} must be [weights, biases] or {{'weights', 'biases'}}")
         weights[name] = (np.asarray(kernel, dtype=np.float32), np.asarray(bias, dtype=np.float32))
     return weights
+
+
+def _read_export(path: Path) -> Weights:
+    from model.export import read_export_weights
+
+    try:
+        return {name: (np.asarray(k, np.float32), np.asarray(b, np.float32)) for name, (k, b) in read_export_weights(path).items()}
+    except Exception as exc:
+        raise WeightsError(f"cannot read the weights of export {path}: {exc}") from exc
 
 
 def check_shapes(weights: Weights, num_classes: int, layers: list[str] | tuple[str, ...]) -> None:

@@ -1,7 +1,16 @@
 """The worker's Celery app (`celery -A worker.celery_app worker`, or `finetune worker`)."""
 
+from celery.signals import worker_ready
+
 from core.config import get_settings
 from core.queue import make_celery
 
 app = make_celery(get_settings())
 app.conf.include = ["worker.tasks"]
+
+
+@worker_ready.connect
+def _on_ready(**_kwargs) -> None:
+    from worker.runner import stop_all_on_sigterm
+
+    stop_all_on_sigterm()

@@ -39,7 +39,7 @@ class Recorder(TrainingObserver):
 
 
 def exported(run_dir):
-    return read_weights(run_dir / "export" / "weights.npy")
+    return read_weights(run_dir / "export")
 
 
 def test_only_the_trained_layers_change_and_no_image_is_dropped(dataset, weights_file, tmp_path):
@@ -142,7 +142,7 @@ def test_export_predicts_exactly_as_trained_and_loads_without_this_package(datas
             "assert p.shape == (3, 2) and abs(p.sum() - 3) < 1e-4; assert 'model' not in sys.modules; print('ok')")
     out = subprocess.run([sys.executable, "-c", code, str(export_dir / "saved_model")], capture_output=True, text=True, cwd=tmp_path)
     assert out.stdout.strip() == "ok", out.stderr[-2000:]
-    for name in ("labels.json", "preprocess.json", "train_spec.json", "metrics.json", "weights.npy"):
+    for name in ("labels.json", "preprocess.json", "train_spec.json", "metrics.json"):
         assert (export_dir / name).is_file()
 
 

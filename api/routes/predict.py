@@ -1,0 +1,61 @@
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, File, Form, Request, UploadFile
+from starlette.concurrency import run_in_threadpool
+
+from api.deps import OwnerDep, SessionDep, SettingsDep, StorageDep
+from api.schemas import ErrorPublic, PredictionsPublic
+from core import jobs as job_service
+from core.errors import InvalidImage, JobStateConflict, PayloadTooLarge, WeightsNotInstalled
+from core.errors import InvalidDataset as InvalidRequest
+
+router = APIRouter(tags=["predict"])
+ERRORS = {code: {"model": ErrorPublic} for code in (404, 409, 413, 415, 422)}
+
+
+@router.post("/predict", response_model=PredictionsPublic, responses=ERRORS)
+async def predict(
+    request: Request, session: SessionDep, settings: SettingsDep, storage: StorageDep, owner: OwnerDep,
+    image: Annotated[list[UploadFile], File(description="One or more images (JPEG, PNG, BMP, GIF, WebP, TIFF)")],
+    job_id: Annotated[str | None, Form(max_length=64, description="A succeeded job")] = None,
+    model: Annotated[str | None, Form(max_length=64, description="`imagenet`: the pretrained 1000-class network")] = None,
+    top_k: Annotated[int, Form(ge=1, le=1000)] = 5,
+):
+    """Classify images with a finetuned job's export or the pretrained network; top-k per image."""
+    if (job_id is None) == (model is None):
+        raise InvalidRequest("give exactly one of job_id (a succeeded job) or model=imagenet")
+    if model is not None and model != "imagenet":
+        raise InvalidRequest(f"model must be 'imagenet'; got {model!r} (use job_id for a finetuned model)")
+    if len(image) > settings.max_predict_images:
+        raise InvalidRequest(f"at most {settings.max_predict_images} images per request; got {len(image)}")
+    if job_id is not None:
+        job = job_service.get_job(session, job_id, owner)
+        if job.status != "succeeded" or not storage.export_dir(job_id).is_dir():
+            raise JobStateConflict(f"job {job_id} is {job.status}; prediction needs a succeeded job")
+        key, folder = f"job:{job_id}", storage.export_dir(job_id)
+    else:
+        if not settings.weights_path.is_file():
+            raise WeightsNotInstalled(f"model 'imagenet' needs {settings.weights_path}; run `finetune download-weights --to {settings.weights_path}`")
+        key, folder = "imagenet", settings.weights_path
+    session.close()  # free the connection before the (possibly slow) model work
+    payloads = []
+    for position, upload in enumerate(image, start=1):
+        data = await upload.read(settings.max_predict_bytes + 1)
+        if len(data) > settings.max_predict_bytes:
+            raise PayloadTooLarge(f"image {position} is larger than {settings.max_predict_bytes} bytes")
+        payloads.append(data)
+    predictions = await run_in_threadpool(_predict, request.app.state.predictors, key, folder, payloads, top_k)
+    return PredictionsPublic(model=key, predictions=predictions)
+
+
+def _predict(cache, key: str, folder, payloads: list[bytes], top_k: int):
+    from model.export import imagenet_predictor, load_export
+    from model.preprocess import ImageError
+
+    predictor = cache.get(key, lambda: imagenet_predictor(folder) if key == "imagenet" else load_export(folder))
+    try:
+        return predictor.predict(payloads, top_k=top_k)
+    except ImageError as exc:
+        raise InvalidImage(str(exc)) from None

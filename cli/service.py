@@ -1,0 +1,155 @@
+"""`finetune api | worker | migrate | up | token`: running the service."""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import secrets
+import signal
+import subprocess
+import sys
+
+import click
+
+WORKER_QUEUES = ("train", "prepare")
+
+
+def _settings():
+    from core.config import get_settings
+
+    return get_settings()
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def refuse_open_binding(host: str) -> None:
+    """Listening beyond this machine with no tokens would hand the service to anyone who can reach it."""
+    from sqlalchemy import exists, select
+
+    from core.db import session_scope
+    from core.tables import ApiTokenRow
+
+    if is_loopback(host) or _settings().api_tokens:
+        return
+    with session_scope() as session:
+        if session.scalar(select(exists().select_from(ApiTokenRow))):
+            return
+    raise click.ClickException(
+        f"refusing to listen on {host} with no API tokens: create one with `finetune token create NAME` "
+        "or set FINETUNE_API_TOKENS, or listen on 127.0.0.1")
+
+
+@click.command()
+def migrate():
+    """Upgrade the database to the newest schema (waits for it to come up)."""
+    from core.migrate import upgrade
+
+    settings = _settings()
+    upgrade(settings.database_url)
+    click.echo("database is at the newest revision")
+
+
+@click.command()
+@click.option("--host", default=None, help="Default: FINETUNE_HOST (127.0.0.1).")
+@click.option("--port", type=int, default=None, help="Default: FINETUNE_PORT (8000).")
+def api(host, port):
+    """Serve the HTTP API with Uvicorn."""
+    import uvicorn
+
+    settings = _settings()
+    host, port = host or settings.host, port or settings.port
+    refuse_open_binding(host)
+    uvicorn.run("api.main:app", host=host, port=port, log_level="info")
+
+
+def worker_argv(queue: str, extra: tuple[str, ...] = ()) -> list[str]:
+    # solo pool: the job runs in the worker's main process, so SIGTERM reaches it and kill -9 really kills it
+    return ["worker", "-Q", queue, "--pool", "solo", "-n", f"{queue}@%h", "--without-gossip", "--without-mingle",
+            "--loglevel", "INFO", *extra]
+
+
+@click.command(context_settings={"ignore_unknown_options": True})
+@click.option("--queue", type=click.Choice(WORKER_QUEUES), default="train", show_default=True,
+              help="train: one finetune at a time (one per GPU); prepare: dataset decoding.")
+@click.argument("celery_args", nargs=-1, type=click.UNPROCESSED)
+def worker(queue, celery_args):
+    """Run a Celery worker; extra arguments go to Celery."""
+    from worker.celery_app import app
+
+    app.worker_main(worker_argv(queue, celery_args))
+
+
+@click.command()
+@click.option("--host", default=None, help="Default: FINETUNE_HOST (127.0.0.1).")
+@click.option("--port", type=int, default=None, help="Default: FINETUNE_PORT (8000).")
+def up(host, port):
+    """Migrations, the API and the workers together. With no URLs set: SQLite and a folder broker in FINETUNE_DATA_DIR."""
+    settings = _settings()
+    host, port = host or settings.host, port or settings.port
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    from core.migrate import upgrade
+
+    upgrade(settings.database_url)
+    refuse_open_binding(host)
+    click.echo(f"finetune: data in {settings.data_dir}, database {settings.database_url.split('@')[-1]}, broker {settings.broker_url.split('@')[-1]}")
+    workers = [subprocess.Popen([sys.executable, "-m", "cli.main", "worker", "--queue", queue]) for queue in WORKER_QUEUES]
+    try:
+        import uvicorn
+
+        uvicorn.run("api.main:app", host=host, port=port, log_level="info")
+    finally:
+        for process in workers:
+            process.send_signal(signal.SIGTERM)
+        for process in workers:
+            try:
+                process.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+
+@click.group()
+def token():
+    """API tokens: once one exists, every endpoint but /healthz and /readyz needs it."""
+
+
+@token.command("create")
+@click.argument("name")
+def token_create(name):
+    """Create a token for NAME (its owner); it is printed once and stored hashed."""
+    from sqlalchemy import select
+
+    from api.deps import hash_token
+    from core.db import session_scope
+    from core.tables import ApiTokenRow
+
+    value = "ft_" + secrets.token_urlsafe(32)
+    with session_scope() as session:
+        if session.scalar(select(ApiTokenRow).where(ApiTokenRow.name == name)):
+            raise click.ClickException(f"a token named {name!r} exists; revoke it first")
+        session.add(ApiTokenRow(name=name, token_hash=hash_token(value)))
+    click.echo(value)
+
+
+@token.command("revoke")
+@click.argument("name")
+def token_revoke(name):
+    from sqlalchemy import delete
+
+    from core.db import session_scope
+    from core.tables import ApiTokenRow
+
+    with session_scope() as session:
+        if not session.execute(delete(ApiTokenRow).where(ApiTokenRow.name == name)).rowcount:
+            raise click.ClickException(f"no token named {name!r}")
+    click.echo(f"revoked {name}")
+
+
+COMMANDS = (migrate, api, worker, up, token)
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
