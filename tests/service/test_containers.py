@@ -1,0 +1,67 @@
+"""No Docker engine runs here, so the container files are checked for what can break them silently."""
+
+from __future__ import annotations
+
+import importlib
+import re
+import tomllib
+from pathlib import Path
+
+import yaml
+
+from cli.main import main as finetune_cli
+from core.config import Settings
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def compose() -> dict:
+    return yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+
+
+def test_compose_has_the_services():
+    services = compose()["services"]
+    assert {"postgres", "redis", "migrate", "api", "worker", "flower"} <= set(services)
+    assert services["api"]["ports"] == ["8000:8000"]
+    gpu = services["worker"]["deploy"]["resources"]["reservations"]["devices"][0]
+    assert gpu["driver"] == "nvidia" and "gpu" in gpu["capabilities"]
+    for name in ("postgres", "redis", "api", "worker"):
+        assert "healthcheck" in services[name], name
+    volumes = {v.split(":")[0] for name in ("api", "worker", "migrate") for v in services[name]["volumes"]}
+    assert volumes == {"finetune-data"}
+
+
+def test_every_command_points_at_a_real_entry_point():
+    for name, service in compose()["services"].items():
+        command = service.get("command")
+        if not command or "image" in service and "build" not in service:
+            continue
+        if command[0] == "finetune":
+            assert command[1] in finetune_cli.commands, f"{name}: no `finetune {command[1]}`"
+            subcommand = finetune_cli.commands[command[1]]
+            options = {opt for param in subcommand.params for opt in getattr(param, "opts", [])}
+            for word in command[2:]:
+                if word.startswith("--"):
+                    assert word.split("=")[0] in options, f"{name}: `finetune {command[1]}` has no option {word}"
+        elif command[0] == "celery":
+            module = importlib.import_module(command[command.index("-A") + 1])
+            assert hasattr(module, "app"), name
+        else:
+            raise AssertionError(f"{name}: unexpected command {command}")
+
+
+def test_every_finetune_variable_is_a_setting():
+    fields = {f"FINETUNE_{name.upper()}" for name in Settings.model_fields}
+    for name, service in compose()["services"].items():
+        for variable in service.get("environment", {}):
+            if variable.startswith("FINETUNE_"):
+                assert variable in fields, f"{name}: {variable} is not a setting"
+
+
+def test_gpu_image_matches_the_pinned_tensorflow():
+    pinned = next(d for d in tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"] if d.startswith("tensorflow>="))
+    minor = re.search(r">=(\d+\.\d+)", pinned).group(1)
+    base = re.search(r"^FROM tensorflow/tensorflow:(\S+)-gpu$", (ROOT / "Dockerfile.gpu").read_text(), re.M)
+    assert base and base.group(1).startswith(minor + "."), base
+    copied = set(re.findall(r"^COPY (\S+) \./", (ROOT / "Dockerfile.gpu").read_text(), re.M))
+    assert {"model", "core", "api", "worker", "cli", "migrations"} <= copied

@@ -1,0 +1,106 @@
+"""The worker's logic as plain functions against the real database: run, stream, lease, cancel, give back."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from sqlalchemy import func, select
+
+from core.config import get_settings
+from core.db import get_sessionmaker, session_scope
+from core.tables import JobRow, TrainMetricRow, ValMetricRow
+from tests.utils.service import ready_dataset, wait_for
+from worker.lease import JobLease
+from worker.runner import _active, run_job
+
+
+def create_job(client, tmp_path, **spec) -> str:
+    dataset = ready_dataset(client, tmp_path)
+    response = client.post("/jobs", json={"dataset_id": dataset["id"], "batch_size": 4, **spec})
+    assert response.status_code == 202, response.text
+    return response.json()["id"]
+
+
+def count(table, job_id):
+    with session_scope() as session:
+        return session.scalar(select(func.count()).select_from(table).where(table.job_id == job_id))
+
+
+def test_a_job_runs_to_success_and_streams_its_metrics(client, tmp_path):
+    job_id = create_job(client, tmp_path, num_epochs=2)
+    assert run_job(job_id, get_settings()) == "succeeded"
+    job = client.get(f"/jobs/{job_id}").json()
+    assert job["status"] == "succeeded" and job["best"]["epoch"] in (1, 2) and job["test"] is not None
+    assert job["progress"]["fraction"] == 1.0 and job["progress"]["steps_per_epoch"] == 3 and job["attempts"] == 1
+    assert job["started_at"] <= job["finished_at"]
+    metrics = client.get(f"/jobs/{job_id}/metrics").json()
+    assert [p["step"] for p in metrics["train"]] == [1, 2, 3, 4, 5, 6]
+    assert [p["epoch"] for p in metrics["val"]] == [1, 2]
+    assert {c["class"] for c in metrics["val"][0]["per_class"]} == {"cat", "dog"}
+    assert sum(map(sum, metrics["val"][0]["confusion_matrix"])) == 4
+    assert [p["step"] for p in client.get(f"/jobs/{job_id}/metrics", params={"after_step": 4}).json()["train"]] == [5, 6]
+    # a second delivery of the finished job does nothing
+    assert run_job(job_id, get_settings()) == "skipped"
+    assert count(TrainMetricRow, job_id) == 6 and count(ValMetricRow, job_id) == 2
+
+
+def test_a_live_lease_keeps_a_second_delivery_out(client, tmp_path):
+    job_id = create_job(client, tmp_path, num_epochs=1)
+    other = JobLease(job_id, get_sessionmaker(), ttl_seconds=60)
+    assert other.acquire()
+    with session_scope() as session:  # pretend another worker holds it
+        session.get(JobRow, job_id).lease_owner = "elsewhere:1:abc"
+    assert run_job(job_id, get_settings()) == "skipped"
+    with session_scope() as session:  # the other worker died: its lease runs out
+        session.get(JobRow, job_id).lease_expires = time.time() - 1
+    assert run_job(job_id, get_settings()) == "succeeded"
+
+
+def test_cancel_stops_a_running_job_within_a_step_and_resume_finishes_it(client, tmp_path):
+    job_id = create_job(client, tmp_path, num_epochs=6)
+    outcome = {}
+    thread = threading.Thread(target=lambda: outcome.setdefault("first", run_job(job_id, get_settings())))
+    thread.start()
+    wait_for(lambda: count(TrainMetricRow, job_id) >= 2, timeout=120)
+    assert client.post(f"/jobs/{job_id}/cancel").json()["cancel_requested"] is True
+    thread.join(timeout=60)
+    assert outcome["first"] == "cancelled"
+    job = client.get(f"/jobs/{job_id}").json()
+    steps_done = count(TrainMetricRow, job_id)
+    assert job["status"] == "cancelled" and steps_done < 18
+    assert client.post(f"/jobs/{job_id}/resume").status_code == 202
+    assert run_job(job_id, get_settings()) == "succeeded"
+    steps = [p["step"] for p in client.get(f"/jobs/{job_id}/metrics").json()["train"]]
+    assert steps == list(range(1, 19))  # no step missing, none twice
+    assert client.get(f"/jobs/{job_id}").json()["attempts"] == 2
+
+
+def test_a_stop_request_gives_the_job_back_to_the_queue(client, tmp_path):
+    """What SIGTERM does on a worker: checkpoint, back to `queued`, a new message for another worker."""
+    job_id = create_job(client, tmp_path, num_epochs=6)
+    outcome = {}
+    thread = threading.Thread(target=lambda: outcome.setdefault("first", run_job(job_id, get_settings())))
+    thread.start()
+    wait_for(lambda: count(TrainMetricRow, job_id) >= 2 and job_id in _active, timeout=120)
+    _active[job_id].request_stop()
+    thread.join(timeout=60)
+    assert outcome["first"] == "released"
+    job = client.get(f"/jobs/{job_id}").json()
+    assert job["status"] == "queued" and job["finished_at"] is None
+    with session_scope() as session:
+        row = session.get(JobRow, job_id)
+        assert row.lease_owner is None
+    assert run_job(job_id, get_settings()) == "succeeded"
+
+
+def test_a_failure_is_a_readable_message(client, tmp_path):
+    from core.storage import Storage
+
+    job_id = create_job(client, tmp_path, num_epochs=1)
+    dataset_id = client.get(f"/jobs/{job_id}").json()["dataset_id"]
+    (Storage(get_settings()).dataset_dir(dataset_id) / "manifest.json").unlink()
+    assert run_job(job_id, get_settings()) == "failed"
+    job = client.get(f"/jobs/{job_id}").json()
+    assert job["status"] == "failed" and "not a prepared dataset" in job["error"] and "Traceback" not in job["error"]
+    assert client.post(f"/jobs/{job_id}/resume").status_code == 202
