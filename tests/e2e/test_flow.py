@@ -1,0 +1,106 @@
+"""From upload to prediction through the real processes: API (Uvicorn), Celery workers, PostgreSQL, Redis."""
+
+from __future__ import annotations
+
+import io
+import json
+import zipfile
+
+import httpx
+import numpy as np
+import pytest
+
+from tests.utils.images import class_folder_zip, make_image
+from tests.utils.processes import ServiceProcess, free_port, service_env, wait_until_ready
+from tests.utils.service import wait_for
+
+pytestmark = pytest.mark.e2e
+
+
+def read_sse(response) -> list[tuple[str, dict]]:
+    events, name = [], None
+    for line in response.iter_lines():
+        if line.startswith("event:"):
+            name = line.split(":", 1)[1].strip()
+        elif line.startswith("data:") and name:
+            events.append((name, json.loads(line.split(":", 1)[1])))
+    return events
+
+
+def upload_and_wait(http: httpx.Client, tmp_path) -> dict:
+    archive = class_folder_zip(tmp_path / "pets.zip", per_class=10)
+    with open(archive, "rb") as fh:
+        created = http.post("/datasets", files={"file": ("pets.zip", fh)}, data={"val_fraction": "0.2", "test_fraction": "0.2"})
+    assert created.status_code == 201, created.text
+    return wait_for(lambda: (d := http.get(f"/datasets/{created.json()['id']}").json())["status"] == "ready" and d, timeout=120)
+
+
+def follow_to_the_end(http: httpx.Client, job_id: str) -> list[tuple[str, dict]]:
+    with http.stream("GET", f"/jobs/{job_id}/events", timeout=httpx.Timeout(300, connect=10)) as response:
+        assert response.status_code == 200 and response.headers["content-type"].startswith("text/event-stream")
+        return read_sse(response)
+
+
+def test_upload_train_follow_download_predict(running_service, tmp_path):
+    http = httpx.Client(base_url=running_service["url"], timeout=60)
+    dataset = upload_and_wait(http, tmp_path)
+    assert dataset["classes"] == ["cat", "dog"] and dataset["splits"] == {"train": 12, "val": 4, "test": 4}
+
+    job = http.post("/jobs", json={"dataset_id": dataset["id"], "num_epochs": 3, "batch_size": 4, "learning_rate": 0.01}).json()
+    events = follow_to_the_end(http, job["id"])
+    kinds = [name for name, _ in events]
+    assert kinds[-1] == "end" and events[-1][1]["status"] == "succeeded"
+    statuses = [data["status"] for name, data in events if name == "status"]
+    assert "running" in statuses
+    steps = [data["step"] for name, data in events if name == "train"]
+    assert steps == sorted(set(steps)) and steps[-1] == 9
+    assert [data["epoch"] for name, data in events if name == "val"] == [1, 2, 3]
+
+    finished = http.get(f"/jobs/{job['id']}").json()
+    assert finished["status"] == "succeeded" and finished["progress"]["fraction"] == 1.0 and finished["test"] is not None
+    metrics = http.get(f"/jobs/{job['id']}/metrics").json()
+    assert [p["step"] for p in metrics["train"]] == list(range(1, 10)) and len(metrics["val"]) == 3
+
+    archive = http.get(f"/jobs/{job['id']}/model")
+    assert archive.status_code == 200 and archive.headers["content-type"] == "application/zip"
+    export_dir = tmp_path / "export"
+    zipfile.ZipFile(io.BytesIO(archive.content)).extractall(export_dir)
+    (export_root,) = list(export_dir.iterdir())
+    assert json.loads((export_root / "labels.json").read_text()) == ["cat", "dog"]
+    board = http.get(f"/jobs/{job['id']}/tensorboard")
+    assert board.status_code == 200 and any("events.out.tfevents" in n for n in zipfile.ZipFile(io.BytesIO(board.content)).namelist())
+
+    images = [make_image(0, 500), make_image(1, 501, fmt="PNG")]
+    served = http.post("/predict", files=[("image", (f"{i}.img", data)) for i, data in enumerate(images)],
+                       data={"job_id": job["id"], "top_k": "2"})
+    assert served.status_code == 200, served.text
+    body = served.json()
+    assert body["model"] == f"job:{job['id']}" and len(body["predictions"]) == 2
+    from model.export import load_export
+
+    offline = load_export(export_root).predict(images, top_k=2)  # the downloaded model predicts the same
+    for online, local in zip(body["predictions"], offline):
+        assert [p["label"] for p in online] == [p["label"] for p in local]
+        assert np.allclose([p["probability"] for p in online], [p["probability"] for p in local], atol=1e-6)
+
+
+def test_the_same_flow_on_the_embedded_default(tmp_path, weights_file_for_service):
+    """`finetune up` with no database or broker configured: SQLite and a folder broker in the data folder."""
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    (data_dir / "bvlc_alexnet.npy").symlink_to(weights_file_for_service)
+    port = free_port()
+    up = ServiceProcess(["up", "--port", str(port)], service_env({"FINETUNE_DATA_DIR": str(data_dir)}), tmp_path / "up.log")
+    try:
+        base = f"http://127.0.0.1:{port}"
+        wait_until_ready(base, [up], timeout=120)
+        http = httpx.Client(base_url=base, timeout=60)
+        dataset = upload_and_wait(http, tmp_path)
+        job = http.post("/jobs", json={"dataset_id": dataset["id"], "num_epochs": 2, "batch_size": 6}).json()
+        events = follow_to_the_end(http, job["id"])
+        assert events[-1][1]["status"] == "succeeded", up.output()[-3000:]
+        served = http.post("/predict", files={"image": ("cat.jpg", make_image(0, 7))}, data={"job_id": job["id"]})
+        assert served.status_code == 200 and served.json()["predictions"][0][0]["label"] in ("cat", "dog")
+        assert (data_dir / "finetune.db").is_file() and (data_dir / "broker").is_dir()
+    finally:
+        up.stop()

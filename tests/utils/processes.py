@@ -1,0 +1,80 @@
+"""Start the real service processes (API, workers) for end-to-end tests, and stop them."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class ServiceProcess:
+    """One `finetune ...` process with its log in a file (read it when a test fails)."""
+
+    def __init__(self, args: list[str], env: dict[str, str], log_path: Path):
+        self.args, self.log_path = args, log_path
+        self.log = open(log_path, "wb")
+        self.process = subprocess.Popen([sys.executable, "-m", "cli.main", *args], cwd=ROOT, env=env,
+                                        stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 60.0) -> int | None:
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, sig)
+            try:
+                self.process.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait()
+        self.log.close()
+        return self.process.returncode
+
+    def output(self) -> str:
+        self.log.flush()
+        return self.log_path.read_text(errors="replace")
+
+
+def service_env(extra: dict[str, str]) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FINETUNE_")}
+    env.update(extra)
+    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+def wait_until_ready(base_url: str, processes: list[ServiceProcess], timeout: float = 90.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for process in processes:
+            if process.process.poll() is not None:
+                raise RuntimeError(f"{process.args} exited early:\n{process.output()[-4000:]}")
+        try:
+            if httpx.get(f"{base_url}/readyz", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.3)
+    raise TimeoutError(f"{base_url} not ready within {timeout} s")
+
+
+def wait_for_log(process: ServiceProcess, text: str, timeout: float = 90.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if text in process.output():
+            return
+        if process.process.poll() is not None:
+            raise RuntimeError(f"{process.args} exited:\n{process.output()[-4000:]}")
+        time.sleep(0.3)
+    raise TimeoutError(f"{process.args}: no {text!r} in the log within {timeout} s:\n{process.output()[-3000:]}")
