@@ -1,0 +1,113 @@
+"""Prediction latency over HTTP against the bare in-process model call, side by side in one run.
+
+Starts `finetune up` (embedded default) on a temporary data folder with generated weights, trains a
+small job, then times: the bare call (`load_export(...).predict([image])`, decode included), one
+`POST /predict` at a time, and throughput with 1 and 16 concurrent clients.
+
+    python -m bench.predict_latency --requests 200
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(q / 100 * (len(ordered) - 1))))]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--requests", type=int, default=200)
+    parser.add_argument("--seconds", type=float, default=15.0, help="Duration of each throughput run.")
+    args = parser.parse_args()
+
+    import httpx
+
+    from model.export import load_export
+    from model.weights import write_synthetic_weights
+    from tests.utils.images import class_folder_zip, make_image
+    from tests.utils.processes import ServiceProcess, free_port, service_env, wait_until_ready
+    from tests.utils.service import wait_for
+
+    work = Path(tempfile.mkdtemp(prefix="finetune-predict-bench-"))
+    data = work / "data"
+    data.mkdir()
+    write_synthetic_weights(data / "bvlc_alexnet.npy")
+    port = free_port()
+    up = ServiceProcess(["up", "--port", str(port)], service_env({"FINETUNE_DATA_DIR": str(data)}), work / "up.log")
+    try:
+        base = f"http://127.0.0.1:{port}"
+        wait_until_ready(base, [up], timeout=120)
+        http = httpx.Client(base_url=base, timeout=120)
+        with open(class_folder_zip(work / "pets.zip", per_class=10), "rb") as fh:
+            dataset = http.post("/datasets", files={"file": ("pets.zip", fh)}).json()
+        wait_for(lambda: http.get(f"/datasets/{dataset['id']}").json()["status"] == "ready", timeout=120)
+        job = http.post("/jobs", json={"dataset_id": dataset["id"], "num_epochs": 1, "batch_size": 8}).json()
+        wait_for(lambda: http.get(f"/jobs/{job['id']}").json()["status"] == "succeeded", timeout=300)
+
+        image = make_image(0, 12345, size=(320, 240))
+        predictor = load_export(data / "runs" / job["id"] / "export")
+        for _ in range(5):
+            predictor.predict([image])
+        bare = []
+        for _ in range(args.requests):
+            started = time.perf_counter()
+            predictor.predict([image], top_k=5)
+            bare.append(time.perf_counter() - started)
+
+        def post(client: httpx.Client) -> float:
+            started = time.perf_counter()
+            response = client.post("/predict", files={"image": ("x.jpg", image)}, data={"job_id": job["id"], "top_k": "5"})
+            assert response.status_code == 200, response.text
+            return time.perf_counter() - started
+
+        for _ in range(5):
+            post(http)
+        over_http = [post(http) for _ in range(args.requests)]
+
+        def throughput(clients: int) -> tuple[float, int]:
+            deadline = time.perf_counter() + args.seconds
+
+            def loop(_):
+                done, errors = 0, 0
+                with httpx.Client(base_url=base, timeout=120) as client:
+                    while time.perf_counter() < deadline:
+                        try:
+                            post(client)
+                            done += 1
+                        except Exception:  # noqa: BLE001 - counted, not hidden
+                            errors += 1
+                return done, errors
+
+            started = time.perf_counter()
+            with ThreadPoolExecutor(clients) as pool:
+                results = list(pool.map(loop, range(clients)))
+            return sum(r[0] for r in results) / (time.perf_counter() - started), sum(r[1] for r in results)
+
+        one, one_errors = throughput(1)
+        sixteen, sixteen_errors = throughput(16)
+    finally:
+        up.stop()
+
+    p50_bare, p99_bare = statistics.median(bare) * 1e3, percentile(bare, 99) * 1e3
+    p50_http, p99_http = statistics.median(over_http) * 1e3, percentile(over_http, 99) * 1e3
+    print(f"{args.requests} requests, one 320x240 JPEG each, top 5, CPU: {os.cpu_count()} cores")
+    print(f"bare model call   p50 {p50_bare:7.2f} ms   p99 {p99_bare:7.2f} ms")
+    print(f"POST /predict     p50 {p50_http:7.2f} ms   p99 {p99_http:7.2f} ms")
+    print(f"HTTP overhead at p50: {(p50_http - p50_bare) / p50_bare:.1%} of the model call (goal < 30%)")
+    print(f"throughput, 1 client:   {one:6.1f} requests/s ({one_errors} errors)")
+    print(f"throughput, 16 clients: {sixteen:6.1f} requests/s ({sixteen_errors} errors)")
+
+
+if __name__ == "__main__":
+    main()
