@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
@@ -11,6 +10,7 @@ from api.errors import install_error_handlers
 from api.limits import BodySizeLimit
 from api.predictors import PredictorCache
 from api.routes import datasets, health, jobs, predict
+from api.schemas import error_responses
 from core.config import get_settings
 
 DESCRIPTION = """Finetune AlexNet on your own labelled images and serve the result.
@@ -20,16 +20,11 @@ Upload a dataset (`POST /datasets`), launch a finetune (`POST /jobs`), follow it
 `{"error": <name>, "detail": <what is wrong>}`."""
 
 
-@asynccontextmanager
-async def lifespan(app: FastAPI):
-    app.state.predictors = PredictorCache(get_settings().predictor_cache_size)
-    yield
-
-
 def create_app() -> FastAPI:
     settings = get_settings()
     logging.basicConfig(level=logging.INFO)
-    app = FastAPI(title="finetune", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
+    app = FastAPI(title="finetune", version="0.1.0", description=DESCRIPTION, responses=error_responses(400, 401, 422, 503))
+    app.state.predictors = PredictorCache(settings.predictor_cache_size)  # exports load lazily, once each
     install_error_handlers(app)
     for router in (datasets.router, jobs.router, predict.router, health.router):
         app.include_router(router)

@@ -15,6 +15,11 @@ class ErrorPublic(BaseModel):
     detail: str = Field(examples=["no job with id 0f3c..."])
 
 
+def error_responses(*codes: int) -> dict:
+    """OpenAPI entries for the errors a route can answer, all in the one error shape."""
+    return {code: {"model": ErrorPublic} for code in codes}
+
+
 class RejectedFile(BaseModel):
     path: str
     reason: str

@@ -22,6 +22,9 @@ class Settings(BaseSettings):
     predictor_cache_size: int = Field(default=4, ge=1, description="Exports kept loaded for prediction.")
     metrics_flush_seconds: float = Field(default=1.0, gt=0, description="How often the worker writes buffered metrics.")
     cancel_poll_seconds: float = Field(default=0.5, gt=0, description="How often a running job looks for a cancel request.")
+    lease_seconds: float = Field(default=60.0, gt=0, description="A running job's lease; another worker may take the job once it expires.")
+    reconcile_seconds: float = Field(default=30.0, gt=0, description="How often workers re-enqueue jobs the broker lost.")
+    broker_visibility_timeout: int = Field(default=3600, ge=1, description="Redis: seconds before an unacknowledged task is redelivered.")
     host: str = "127.0.0.1"
     port: int = 8000
     api_tokens: list[str] = Field(default_factory=list, description="Static bearer tokens (JSON list); none means no auth.")

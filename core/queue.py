@@ -16,12 +16,12 @@ PREPARE_TASK = "worker.tasks.prepare_dataset"
 
 def make_celery(settings: Settings, main: str = "finetune") -> Celery:
     app = Celery(main, broker=settings.broker_url)
-    options: dict = {}
+    options: dict = {"visibility_timeout": settings.broker_visibility_timeout}
     if settings.uses_filesystem_broker:
         folder = settings.broker_dir / "queue"
         (settings.broker_dir / "processed").mkdir(parents=True, exist_ok=True)
         folder.mkdir(parents=True, exist_ok=True)
-        options = {"data_folder_in": str(folder), "data_folder_out": str(folder),
+        options = {**options, "data_folder_in": str(folder), "data_folder_out": str(folder),
                    "processed_folder": str(settings.broker_dir / "processed"), "store_processed": False}
     app.conf.update(
         broker_transport_options=options,
@@ -48,3 +48,9 @@ def enqueue_training(job_id: str) -> None:
 
 def enqueue_preparation(dataset_id: str) -> None:
     get_celery().send_task(PREPARE_TASK, args=[dataset_id], queue=PREPARE_QUEUE)
+
+
+def queued_message_count(queue: str) -> int:
+    """Messages waiting in `queue` (not counting ones a worker holds unacknowledged)."""
+    with get_celery().connection_for_write() as connection:
+        return connection.default_channel.queue_declare(queue=queue, passive=True).message_count

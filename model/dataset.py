@@ -92,6 +92,9 @@ def prepare_dataset(
     try:
         arrays, kept, rejected = _decode_all(listing, work, preprocess, workers, progress)
         classes = _class_names({entry.label for entry in kept})
+        empty = sorted(listing.class_folders - set(classes))
+        if empty:
+            raise DatasetError(f"class folder(s) {', '.join(empty)} hold no readable images; add images or remove the folder")
         if len(classes) < 2:
             raise DatasetError(f"need at least 2 classes with readable images; found {len(classes)} ({', '.join(classes) or 'none'})")
         labels = np.array([classes.index(entry.label) for entry in kept], dtype=np.int32)

@@ -52,6 +52,7 @@ class Listing:
     rejected: list[dict] = field(default_factory=list)
     read: Callable[[str], bytes] = lambda path: b""
     explicit_splits: bool = False
+    class_folders: set[str] = field(default_factory=set)  # every class folder seen, empty ones too
 
 
 def list_source(source: str | os.PathLike, limits: ArchiveLimits = ArchiveLimits()) -> Listing:
@@ -59,15 +60,18 @@ def list_source(source: str | os.PathLike, limits: ArchiveLimits = ArchiveLimits
     if not source.exists():
         raise DatasetError(f"no such file or folder: {source}")
     if source.is_dir():
-        files = sorted(p.relative_to(source).as_posix() for p in source.rglob("*") if p.is_file())
-        return _detect_layout(files, lambda path: (source / path).read_bytes())
+        entries = list(source.rglob("*"))
+        files = sorted(p.relative_to(source).as_posix() for p in entries if p.is_file())
+        dirs = sorted(p.relative_to(source).as_posix() + "/" for p in entries if p.is_dir())
+        return _detect_layout(files, lambda path: (source / path).read_bytes(), dirs)
     if source.suffix.lower() == ".txt":
         return _local_index(source)
     if not zipfile.is_zipfile(source):
         raise DatasetError(f"{source.name} is not a ZIP file (expected a ZIP of class folders, or a text index)")
     archive = zipfile.ZipFile(source)
     files = _checked_members(archive, limits)
-    return _detect_layout(files, archive.read)
+    dirs = sorted(info.filename for info in archive.infolist() if info.is_dir())
+    return _detect_layout(files, archive.read, dirs)
 
 
 def _checked_members(archive: zipfile.ZipFile, limits: ArchiveLimits) -> list[str]:
@@ -108,21 +112,23 @@ def _is_junk(path: str) -> bool:
     return path.startswith(JUNK_PREFIXES) or any(part.startswith(".") for part in parts)
 
 
-def _detect_layout(files: list[str], read: Callable[[str], bytes]) -> Listing:
+def _detect_layout(files: list[str], read: Callable[[str], bytes], dirs: list[str] = ()) -> Listing:
     files = [f for f in files if not _is_junk(f)]
+    dirs = [d for d in dirs if not _is_junk(d)]
     prefix = _wrapping_folder(files)
     if prefix:
         files = [f[len(prefix):] for f in files]
+        dirs = [d[len(prefix):] for d in dirs if d.startswith(prefix)]
         inner_read = read
         read = lambda path: inner_read(prefix + path)  # noqa: E731
     top_dirs = {PurePosixPath(f).parts[0] for f in files if len(PurePosixPath(f).parts) > 1}
     top_files = [f for f in files if "/" not in f]
     if "train" in top_dirs:
-        return _split_folders(files, read)
+        return _split_folders(files, read, dirs)
     indexes = [f for f in top_files if f.lower().endswith(".txt")]
     if indexes:
         return _zip_index(files, indexes, read)
-    return _class_folders(files, read, split=None)
+    return _class_folders(files, read, split=None, dirs=dirs)
 
 
 def _wrapping_folder(files: list[str]) -> str:
@@ -140,8 +146,9 @@ def _wrapping_folder(files: list[str]) -> str:
         prefix += head + "/"
 
 
-def _class_folders(files: list[str], read, split: str | None, base: str = "") -> Listing:
+def _class_folders(files: list[str], read, split: str | None, base: str = "", dirs=()) -> Listing:
     entries, rejected = [], []
+    folders = {PurePosixPath(d[len(base):]).parts[0] for d in dirs if d.startswith(base) and d[len(base):].strip("/")}
     for path in files:
         rel = path[len(base):]
         parts = PurePosixPath(rel).parts
@@ -152,10 +159,11 @@ def _class_folders(files: list[str], read, split: str | None, base: str = "") ->
             rejected.append({"path": path, "reason": "nested archive: not opened"})
             continue
         entries.append(Entry(path, parts[0], split))
-    return Listing(entries, rejected, read, explicit_splits=split is not None)
+        folders.add(parts[0])
+    return Listing(entries, rejected, read, explicit_splits=split is not None, class_folders=folders if split is None else set())
 
 
-def _split_folders(files: list[str], read) -> Listing:
+def _split_folders(files: list[str], read, dirs=()) -> Listing:
     present = {PurePosixPath(f).parts[0] for f in files if "/" in f}
     if "val" not in present:
         raise DatasetError("the dataset has a train/ folder but no val/ folder; add val/ or give one folder per class")
@@ -163,7 +171,11 @@ def _split_folders(files: list[str], read) -> Listing:
     for split in SPLITS:
         if split not in present:
             continue
-        part = _class_folders([f for f in files if f.startswith(split + "/")], read, split, base=split + "/")
+        part = _class_folders([f for f in files if f.startswith(split + "/")], read, None, base=split + "/", dirs=dirs)
+        if split == "train":
+            listing.class_folders = part.class_folders
+        for entry in part.entries:
+            entry.split = split
         listing.entries += part.entries
         listing.rejected += part.rejected
     listing.rejected += [{"path": f, "reason": "outside train/, val/ and test/"}

@@ -10,7 +10,11 @@ app.conf.include = ["worker.tasks"]
 
 
 @worker_ready.connect
-def _on_ready(**_kwargs) -> None:
+def _on_ready(sender=None, **_kwargs) -> None:
+    from core.reconcile import Reconciler
     from worker.runner import stop_all_on_sigterm
 
     stop_all_on_sigterm()
+    queues = {queue.name for queue in sender.app.amqp.queues.consume_from.values()} if sender else set()
+    if "train" in queues:  # one reconciler per train worker: the jobs it might be handed
+        Reconciler(get_settings().reconcile_seconds).start()

@@ -31,9 +31,10 @@ class JobLease:
             ).rowcount
         return taken == 1
 
-    def renew(self, session: Session) -> None:
-        session.execute(update(JobRow).where(JobRow.id == self.job_id, JobRow.lease_owner == WORKER_ID)
-                        .values(lease_expires=time.time() + self.ttl))
+    def renew(self, session: Session) -> bool:
+        """Extend the lease; False when it was lost (expired and taken by another worker)."""
+        return session.execute(update(JobRow).where(JobRow.id == self.job_id, JobRow.lease_owner == WORKER_ID)
+                               .values(lease_expires=time.time() + self.ttl)).rowcount == 1
 
     def release(self, session: Session) -> None:
         session.execute(update(JobRow).where(JobRow.id == self.job_id, JobRow.lease_owner == WORKER_ID)

@@ -43,6 +43,7 @@ class JobRecorder(TrainingObserver):
         self._seconds_per_step: float | None = None
         self._last_step_at: float | None = None
         self._cancel = threading.Event()
+        self.lease_lost = False
         self._closing = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"metrics-{job_id[:8]}", daemon=True)
         self._thread.start()
@@ -123,7 +124,10 @@ class JobRecorder(TrainingObserver):
                 if best := progress.get("best"):
                     values.update(best_epoch=best["epoch"], best_val_accuracy=best["val_accuracy"], best_val_loss=best["val_loss"])
                 session.execute(update(JobRow).where(JobRow.id == self.job_id).values(**values))
-                self.lease.renew(session)
+                if not self.lease.renew(session):
+                    log.error("job %s: lease lost to another worker; stopping here", self.job_id)
+                    self.lease_lost = True
+                    self._cancel.set()
                 if session.scalar(select(JobRow.cancel_requested).where(JobRow.id == self.job_id)):
                     self._cancel.set()
             return True

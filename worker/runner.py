@@ -18,7 +18,6 @@ from worker.lease import JobLease
 from worker.recorder import JobRecorder
 
 log = logging.getLogger(__name__)
-LEASE_SECONDS = 60.0
 _active: dict[str, JobRecorder] = {}  # running jobs in this process, for SIGTERM
 
 
@@ -29,7 +28,7 @@ def run_job(job_id: str, settings: Settings, sessions: sessionmaker[Session] | N
 
     sessions = sessions or get_sessionmaker()
     storage = Storage(settings)
-    lease = JobLease(job_id, sessions, LEASE_SECONDS)
+    lease = JobLease(job_id, sessions, settings.lease_seconds)
     if not lease.acquire():
         log.info("job %s: not queued, or running under another worker's lease; nothing to do", job_id)
         return "skipped"
@@ -52,6 +51,9 @@ def run_job(job_id: str, settings: Settings, sessions: sessionmaker[Session] | N
     finally:
         _active.pop(job_id, None)
         recorder.close()
+    if recorder.lease_lost:
+        log.error("job %s: another worker holds it now; leaving the row to that worker", job_id)
+        return "lost"
     with sessions() as session, session.begin():
         row = session.get(JobRow, job_id)
         if outcome == "cancelled" and not row.cancel_requested:

@@ -8,13 +8,13 @@ from fastapi import APIRouter, File, Form, Query, UploadFile, status
 from starlette.concurrency import run_in_threadpool
 
 from api.deps import OwnerDep, SessionDep, SettingsDep, StorageDep
-from api.schemas import DatasetPublic, DatasetsPublic, ErrorPublic
+from api.schemas import DatasetPublic, DatasetsPublic, error_responses
 from core import datasets as service
 from core.errors import InvalidDataset
 from core.queue import enqueue_preparation
 
 router = APIRouter(prefix="/datasets", tags=["datasets"])
-ERRORS = {404: {"model": ErrorPublic}, 409: {"model": ErrorPublic}, 413: {"model": ErrorPublic}, 422: {"model": ErrorPublic}}
+ERRORS = error_responses(400, 404, 409, 413, 422)
 CHUNK = 1024 * 1024
 
 

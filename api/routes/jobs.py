@@ -15,7 +15,7 @@ from sse_starlette.sse import EventSourceResponse
 from starlette.concurrency import run_in_threadpool
 
 from api.deps import OwnerDep, SessionDep, SettingsDep, StorageDep
-from api.schemas import ErrorPublic, JobCreate, JobPublic, JobsPublic, MetricsPublic, TrainPoint, ValPoint
+from api.schemas import JobCreate, JobPublic, JobsPublic, MetricsPublic, TrainPoint, ValPoint, error_responses
 from core import jobs as service
 from core.db import get_sessionmaker
 from core.errors import JobStateConflict
@@ -23,7 +23,7 @@ from core.queue import enqueue_training
 from core.tables import TrainMetricRow, ValMetricRow
 
 router = APIRouter(prefix="/jobs", tags=["jobs"])
-ERRORS = {404: {"model": ErrorPublic}, 409: {"model": ErrorPublic}, 422: {"model": ErrorPublic}}
+ERRORS = error_responses(400, 404, 409, 422)
 TERMINAL = ("succeeded", "failed", "cancelled")
 
 

@@ -135,3 +135,17 @@ def test_store_reopens_memory_mapped(tmp_path):
     prepare_dataset(archive, tmp_path / "out", SplitFractions(0.2, 0.2))
     reopened = PreparedDataset(tmp_path / "out")
     assert isinstance(reopened.images, np.memmap) and len(reopened) == 10
+
+
+def test_a_class_without_readable_images_is_named(tmp_path):
+    archive = class_folder_zip(tmp_path / "d.zip", per_class=5, extra={"bird/readme.txt": b"no pictures here"})
+    with pytest.raises(DatasetError, match="class folder.*bird.*no readable images"):
+        prepare_dataset(archive, tmp_path / "out", SplitFractions(0.2, 0.2))
+    path = tmp_path / "emptydir.zip"
+    with zipfile.ZipFile(path, "w") as zf:
+        for i in range(5):
+            zf.writestr(f"cat/{i}.jpg", make_image(0, i))
+            zf.writestr(f"dog/{i}.jpg", make_image(1, i))
+        zf.writestr(zipfile.ZipInfo("fish/"), b"")
+    with pytest.raises(DatasetError, match="fish"):
+        prepare_dataset(path, tmp_path / "out2", SplitFractions(0.2, 0.2))

@@ -1,0 +1,62 @@
+"""The database is the truth: put back on the broker whatever it lost.
+
+Redis here keeps nothing on disk, so a flush or restart loses queued messages. The reconciler
+re-enqueues every queued job when the train queue is empty, every running job whose lease has
+expired (its worker died), and every dataset still preparing when the prepare queue is empty.
+A duplicate message is harmless: the job lease lets only one worker run a job.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+
+from sqlalchemy import or_, select
+
+from core.db import session_scope
+from core.queue import PREPARE_QUEUE, TRAIN_QUEUE, enqueue_preparation, enqueue_training, queued_message_count
+from core.tables import DatasetRow, JobRow
+
+log = logging.getLogger(__name__)
+
+
+def reconcile() -> dict[str, list[str]]:
+    """One pass; returns what was re-enqueued."""
+    now = time.time()
+    with session_scope() as session:
+        orphaned = session.scalars(select(JobRow.id).where(
+            JobRow.status == "running", or_(JobRow.lease_expires.is_(None), JobRow.lease_expires < now))
+            .order_by(JobRow.created_at)).all()
+        queued = session.scalars(select(JobRow.id).where(JobRow.status == "queued").order_by(JobRow.created_at, JobRow.id)).all()
+        preparing = session.scalars(select(DatasetRow.id).where(DatasetRow.status == "preparing").order_by(DatasetRow.created_at)).all()
+    jobs = list(orphaned)
+    if queued and queued_message_count(TRAIN_QUEUE) == 0:
+        jobs += list(queued)
+    datasets = list(preparing) if preparing and queued_message_count(PREPARE_QUEUE) == 0 else []
+    for job_id in jobs:
+        enqueue_training(job_id)
+    for dataset_id in datasets:
+        enqueue_preparation(dataset_id)
+    if jobs or datasets:
+        log.warning("reconciler re-enqueued jobs %s and datasets %s", jobs, datasets)
+    return {"jobs": jobs, "datasets": datasets}
+
+
+class Reconciler(threading.Thread):
+    """Runs `reconcile` every `interval` seconds in the background until stopped."""
+
+    def __init__(self, interval: float):
+        super().__init__(name="reconciler", daemon=True)
+        self.interval = interval
+        self.stopped = threading.Event()
+
+    def run(self) -> None:
+        while not self.stopped.wait(self.interval):
+            try:
+                reconcile()
+            except Exception as exc:  # noqa: BLE001 - the database or broker may be away; try next time
+                log.warning("reconciler pass failed: %s", exc.__class__.__name__)
+
+    def stop(self) -> None:
+        self.stopped.set()
