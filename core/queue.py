@@ -16,7 +16,10 @@ PREPARE_TASK = "worker.tasks.prepare_dataset"
 
 def make_celery(settings: Settings, main: str = "finetune") -> Celery:
     app = Celery(main, broker=settings.broker_url)
-    options: dict = {"visibility_timeout": settings.broker_visibility_timeout}
+    timeout = settings.broker_visibility_timeout
+    # Redis: how soon an unacknowledged message comes back, and how often idle workers look for one.
+    options: dict = {"visibility_timeout": timeout, "unacked_restore_interval": max(1, min(10, timeout // 2)),
+                     "unacked_restore_throttle": 1 if timeout < 600 else 10}
     if settings.uses_filesystem_broker:
         folder = settings.broker_dir / "queue"
         (settings.broker_dir / "processed").mkdir(parents=True, exist_ok=True)
@@ -42,15 +45,21 @@ def get_celery() -> Celery:
     return make_celery(get_settings(), main="finetune-client")
 
 
+def _send(task: str, queue: str, object_id: str) -> None:
+    # Straight onto the queue through the default exchange: no exchange binding is looked up, so a
+    # broker that lost its bindings (a flushed or restarted Redis) still gets the message.
+    get_celery().send_task(task, args=[object_id], exchange="", routing_key=queue)
+
+
 def enqueue_training(job_id: str) -> None:
-    get_celery().send_task(TRAIN_TASK, args=[job_id], queue=TRAIN_QUEUE)
+    _send(TRAIN_TASK, TRAIN_QUEUE, job_id)
 
 
 def enqueue_preparation(dataset_id: str) -> None:
-    get_celery().send_task(PREPARE_TASK, args=[dataset_id], queue=PREPARE_QUEUE)
+    _send(PREPARE_TASK, PREPARE_QUEUE, dataset_id)
 
 
 def queued_message_count(queue: str) -> int:
     """Messages waiting in `queue` (not counting ones a worker holds unacknowledged)."""
     with get_celery().connection_for_write() as connection:
-        return connection.default_channel.queue_declare(queue=queue, passive=True).message_count
+        return connection.default_channel.queue_declare(queue=queue, passive=False).message_count

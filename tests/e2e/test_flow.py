@@ -10,35 +10,11 @@ import httpx
 import numpy as np
 import pytest
 
-from tests.utils.images import class_folder_zip, make_image
+from tests.utils.images import make_image
 from tests.utils.processes import ServiceProcess, free_port, service_env, wait_until_ready
-from tests.utils.service import wait_for
+from tests.utils.service import follow_to_the_end, upload_and_wait
 
 pytestmark = pytest.mark.e2e
-
-
-def read_sse(response) -> list[tuple[str, dict]]:
-    events, name = [], None
-    for line in response.iter_lines():
-        if line.startswith("event:"):
-            name = line.split(":", 1)[1].strip()
-        elif line.startswith("data:") and name:
-            events.append((name, json.loads(line.split(":", 1)[1])))
-    return events
-
-
-def upload_and_wait(http: httpx.Client, tmp_path) -> dict:
-    archive = class_folder_zip(tmp_path / "pets.zip", per_class=10)
-    with open(archive, "rb") as fh:
-        created = http.post("/datasets", files={"file": ("pets.zip", fh)}, data={"val_fraction": "0.2", "test_fraction": "0.2"})
-    assert created.status_code == 201, created.text
-    return wait_for(lambda: (d := http.get(f"/datasets/{created.json()['id']}").json())["status"] == "ready" and d, timeout=120)
-
-
-def follow_to_the_end(http: httpx.Client, job_id: str) -> list[tuple[str, dict]]:
-    with http.stream("GET", f"/jobs/{job_id}/events", timeout=httpx.Timeout(300, connect=10)) as response:
-        assert response.status_code == 200 and response.headers["content-type"].startswith("text/event-stream")
-        return read_sse(response)
 
 
 def test_upload_train_follow_download_predict(running_service, tmp_path):

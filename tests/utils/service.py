@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
+
+import httpx
 
 from tests.utils.images import class_folder_zip
 
@@ -43,3 +46,27 @@ def wait_for(predicate, timeout: float = 120.0, interval: float = 0.2):
             return value
         time.sleep(interval)
     raise TimeoutError(f"condition not met within {timeout} s")
+
+
+def read_sse(response) -> list[tuple[str, dict]]:
+    events, name = [], None
+    for line in response.iter_lines():
+        if line.startswith("event:"):
+            name = line.split(":", 1)[1].strip()
+        elif line.startswith("data:") and name:
+            events.append((name, json.loads(line.split(":", 1)[1])))
+    return events
+
+
+def upload_and_wait(http: httpx.Client, tmp_path, per_class: int = 10) -> dict:
+    archive = class_folder_zip(tmp_path / f"pets-{time.monotonic_ns()}.zip", per_class=per_class)
+    with open(archive, "rb") as fh:
+        created = http.post("/datasets", files={"file": ("pets.zip", fh)}, data={"val_fraction": "0.2", "test_fraction": "0.2"})
+    assert created.status_code == 201, created.text
+    return wait_for(lambda: (d := http.get(f"/datasets/{created.json()['id']}").json())["status"] == "ready" and d, timeout=120)
+
+
+def follow_to_the_end(http: httpx.Client, job_id: str) -> list[tuple[str, dict]]:
+    with http.stream("GET", f"/jobs/{job_id}/events", timeout=httpx.Timeout(300, connect=10)) as response:
+        assert response.status_code == 200 and response.headers["content-type"].startswith("text/event-stream")
+        return read_sse(response)
