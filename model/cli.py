@@ -23,7 +23,8 @@ def _layers(value: str) -> list[str]:
 
 @click.command()
 @click.argument("data", type=click.Path(exists=True, path_type=Path))
-@click.option("--out", "out_dir", type=click.Path(path_type=Path), default=Path("runs/finetune"), show_default=True, help="Checkpoints, TensorBoard events and the export go here; rerun to resume.")
+@click.option("--out", "out_dir", type=click.Path(path_type=Path), default=Path("runs/finetune"), show_default=True,
+              help="Checkpoints, TensorBoard events and the export go here; rerun to resume.")
 @click.option("--weights", default="imagenet", show_default=True, help="imagenet, random, or an export folder to continue from.")
 @click.option("--weights-file", type=click.Path(path_type=Path), envvar="FINETUNE_WEIGHTS_PATH", default=DEFAULT_WEIGHTS, show_default=True)
 @click.option("--train-layers", default="fc7,fc8", show_default=True)
@@ -110,7 +111,8 @@ def train(data, out_dir, weights_file, train_layers, reinit_layers, val_fraction
 @click.argument("export")
 @click.argument("images", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--top-k", type=click.IntRange(min=1), default=5, show_default=True)
-@click.option("--weights-file", type=click.Path(path_type=Path), envvar="FINETUNE_WEIGHTS_PATH", default=DEFAULT_WEIGHTS, show_default=True, help="Used when EXPORT is 'imagenet'.")
+@click.option("--weights-file", type=click.Path(path_type=Path), envvar="FINETUNE_WEIGHTS_PATH", default=DEFAULT_WEIGHTS,
+              show_default=True, help="Used when EXPORT is 'imagenet'.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 def predict(export, images, top_k, weights_file, as_json):
     """Classify IMAGES with EXPORT (an export folder, or 'imagenet' for the pretrained network)."""

@@ -34,7 +34,8 @@ class TrainSpec(BaseModel):
     batch_size: int = Field(default=128, ge=1, le=MAX_BATCH_SIZE)
     dropout_rate: float = Field(default=0.5, ge=0.0, lt=1.0, description="Probability of dropping a unit.")
     augment_flip: bool = True
-    early_stopping_patience: int | None = Field(default=None, ge=1, le=MAX_EPOCHS, description="Stop after this many epochs without a better validation accuracy; null is off.")
+    early_stopping_patience: int | None = Field(
+        default=None, ge=1, le=MAX_EPOCHS, description="Stop after this many epochs without a better validation accuracy; null is off.")
     seed: int = Field(default=0, ge=0, le=2**31 - 1)
     mixed_precision: bool = Field(default=False, description="float16 compute on a GPU (logits stay float32).")
     xla: bool = Field(default=False, description="Compile the train step with XLA.")

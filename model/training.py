@@ -16,8 +16,7 @@ from model.dataset import PreparedDataset
 from model.export import export_model
 from model.features import Cancelled, FeatureCache
 from model.metrics import evaluate_logits
-from model.reports import (EpochReport, RunInfo, StepReport, TestReport, TrainingDiverged,
-                           TrainingObserver, TrainResult)
+from model.reports import EpochReport, RunInfo, StepReport, TestReport, TrainingDiverged, TrainingObserver, TrainResult
 from model.spec import TrainSpec
 from model.weights import Weights, read_weights, save_weights
 

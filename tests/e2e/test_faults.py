@@ -14,7 +14,7 @@ import pytest
 import redis
 
 from tests.service.conftest import REDIS
-from tests.utils.service import upload_and_wait, wait_for
+from tests.utils.service import upload_and_wait, wait_for, wait_until_finished
 
 pytestmark = pytest.mark.e2e
 LONG_JOB = {"num_epochs": 6, "batch_size": 2, "learning_rate": 0.01, "optimizer": "momentum"}
@@ -52,7 +52,7 @@ def test_kill_9_mid_epoch_loses_nothing(start_service, service_env, tmp_path):
     victim.stop(signal.SIGKILL)
     assert victim.process.returncode == -signal.SIGKILL
     service.add_worker()  # a restarted worker; the reconciler finds the job's lease expired
-    finished = wait_for(lambda: (j := job(http, job_id))["status"] in ("succeeded", "failed") and j, timeout=240)
+    finished = wait_until_finished(http, job_id)
     assert finished["status"] == "succeeded", service.logs()
     assert finished["attempts"] == 2
     assert steps_of(http, job_id) == list(range(1, 6 * steps_per_epoch + 1))  # none missing, none twice
@@ -78,7 +78,7 @@ def test_sigterm_checkpoints_gives_back_and_another_worker_finishes(start_servic
     given_back = job(http, job_id)
     assert given_back["status"] == "queued" and given_back["finished_at"] is None
     service.add_worker()
-    finished = wait_for(lambda: (j := job(http, job_id))["status"] in ("succeeded", "failed") and j, timeout=240)
+    finished = wait_until_finished(http, job_id)
     assert finished["status"] == "succeeded", service.logs()
     assert steps_of(http, job_id) == list(range(1, 37))
 
@@ -92,7 +92,7 @@ def test_redis_flush_loses_no_job(start_service, tmp_path):
     wait_for(lambda: job(http, running)["status"] == "running", timeout=120)
     redis.Redis.from_url(REDIS).flushdb()  # every queued message is gone
     for job_id in [running, *queued]:
-        finished = wait_for(lambda: (j := job(http, job_id))["status"] in ("succeeded", "failed") and j, timeout=240)
+        finished = wait_until_finished(http, job_id)
         assert finished["status"] == "succeeded", service.logs()
         assert finished["attempts"] == 1
 
@@ -102,7 +102,7 @@ def test_a_redelivered_message_never_runs_a_job_twice(start_service, tmp_path):
     http = httpx.Client(base_url=service.url, timeout=60)
     dataset = upload_and_wait(http, tmp_path, per_class=10)
     job_id = http.post("/jobs", json={"dataset_id": dataset["id"], **LONG_JOB, "num_epochs": 4}).json()["id"]
-    finished = wait_for(lambda: (j := job(http, job_id))["status"] in ("succeeded", "failed") and j, timeout=240)
+    finished = wait_until_finished(http, job_id)
     assert finished["status"] == "succeeded" and finished["attempts"] == 1, service.logs()
     skipped = sum(p.output().count(f"job {job_id}: not queued, or running under another worker's lease") for p in service.processes)
     assert skipped >= 1, "the short visibility timeout should have redelivered the message:\n" + service.logs()
@@ -128,6 +128,6 @@ def test_postgres_stopped_mid_job(start_service, tmp_path):
     finally:
         subprocess.run([*control, "start"], check=True)
     wait_for(lambda: http.get("/readyz").status_code == 200, timeout=60)
-    finished = wait_for(lambda: (j := job(http, job_id))["status"] in ("succeeded", "failed") and j, timeout=240)
+    finished = wait_until_finished(http, job_id)
     assert finished["status"] == "succeeded", service.logs()
     assert steps_of(http, job_id) == list(range(1, 37))  # buffered while the database was away, none lost

@@ -100,8 +100,9 @@ def test_cancel_then_resume_equals_an_uninterrupted_run(dataset, weights_file, t
 
 def test_second_job_on_the_same_data_reuses_the_feature_cache(dataset, weights_file, tmp_path):
     first, second = Recorder(), Recorder()
-    train(TrainSpec(num_epochs=1, batch_size=8), dataset, tmp_path / "a", imagenet_weights=weights_file, cache_dir=tmp_path / "cache", observer=first)
-    train(TrainSpec(num_epochs=1, batch_size=8, learning_rate=0.1), dataset, tmp_path / "b", imagenet_weights=weights_file, cache_dir=tmp_path / "cache", observer=second)
+    shared = dict(imagenet_weights=weights_file, cache_dir=tmp_path / "cache")
+    train(TrainSpec(num_epochs=1, batch_size=8), dataset, tmp_path / "a", observer=first, **shared)
+    train(TrainSpec(num_epochs=1, batch_size=8, learning_rate=0.1), dataset, tmp_path / "b", observer=second, **shared)
     assert first.phases and not second.phases
 
 

@@ -70,3 +70,12 @@ def follow_to_the_end(http: httpx.Client, job_id: str) -> list[tuple[str, dict]]
     with http.stream("GET", f"/jobs/{job_id}/events", timeout=httpx.Timeout(300, connect=10)) as response:
         assert response.status_code == 200 and response.headers["content-type"].startswith("text/event-stream")
         return read_sse(response)
+
+
+def wait_until_finished(http: httpx.Client, job_id: str, timeout: float = 240.0) -> dict:
+    """Poll the job until it has succeeded, failed or been cancelled; return it."""
+    def finished():
+        job = http.get(f"/jobs/{job_id}").json()
+        return job if job["status"] in ("succeeded", "failed", "cancelled") else None
+
+    return wait_for(finished, timeout=timeout)
