@@ -11,23 +11,16 @@ from sqlalchemy import exists, select
 from sqlalchemy.orm import Session
 
 from core.config import Settings, get_settings
-from core.db import get_sessionmaker
+from core.db import session_scope
 from core.errors import Unauthorized
 from core.storage import Storage
 from core.tables import ApiTokenRow
 
 
 def get_session() -> Iterator[Session]:
-    """Commits when the handler returns, rolls back when it raises."""
-    session = get_sessionmaker()()
-    try:
+    """A unit of work per request: commits when the handler returns, rolls back when it raises."""
+    with session_scope() as session:
         yield session
-        session.commit()
-    except BaseException:
-        session.rollback()
-        raise
-    finally:
-        session.close()
 
 
 SessionDep = Annotated[Session, Depends(get_session)]

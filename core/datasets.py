@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 
 from core.config import Settings
 from core.errors import DatasetInUse, DatasetNotFound
+from core.ownership import get_owned, owned_page
 from core.storage import Storage
 from core.tables import DatasetRow, JobRow, utcnow
 
@@ -61,17 +62,11 @@ def prepare(session: Session, settings: Settings, dataset_id: str) -> DatasetRow
 
 
 def get_dataset(session: Session, dataset_id: str, owner: str | None) -> DatasetRow:
-    row = session.get(DatasetRow, dataset_id)
-    if row is None or row.owner != owner:
-        raise DatasetNotFound(f"no dataset with id {dataset_id}")
-    return row
+    return get_owned(session, DatasetRow, dataset_id, owner, DatasetNotFound, "dataset")
 
 
 def list_datasets(session: Session, owner: str | None, offset: int, limit: int) -> tuple[list[DatasetRow], int]:
-    query = select(DatasetRow).where(DatasetRow.owner.is_(owner) if owner is None else DatasetRow.owner == owner)
-    count = session.scalar(select(func.count()).select_from(query.subquery())) or 0
-    rows = session.scalars(query.order_by(DatasetRow.created_at.desc()).offset(offset).limit(limit)).all()
-    return list(rows), count
+    return owned_page(session, DatasetRow, owner, offset, limit, order_by=(DatasetRow.created_at.desc(), DatasetRow.id))
 
 
 def delete_dataset(session: Session, storage: Storage, dataset_id: str, owner: str | None) -> None:

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from core.config import Settings
 from core.datasets import get_dataset
 from core.errors import DatasetNotReady, JobNotFound, JobStateConflict, WeightsNotInstalled
+from core.ownership import get_owned, owned_page
 from core.storage import Storage
 from core.tables import JobRow, utcnow
 from model.spec import TrainSpec
@@ -47,19 +47,12 @@ def engine_spec(row: JobRow, storage: Storage) -> TrainSpec:
 
 
 def get_job(session: Session, job_id: str, owner: str | None) -> JobRow:
-    row = session.get(JobRow, job_id)
-    if row is None or row.owner != owner:
-        raise JobNotFound(f"no job with id {job_id}")
-    return row
+    return get_owned(session, JobRow, job_id, owner, JobNotFound, "job")
 
 
 def list_jobs(session: Session, owner: str | None, status: str | None, offset: int, limit: int) -> tuple[list[JobRow], int]:
-    query = select(JobRow).where(JobRow.owner.is_(None) if owner is None else JobRow.owner == owner)
-    if status:
-        query = query.where(JobRow.status == status)
-    count = session.scalar(select(func.count()).select_from(query.subquery())) or 0
-    rows = session.scalars(query.order_by(JobRow.created_at.desc(), JobRow.id).offset(offset).limit(limit)).all()
-    return list(rows), count
+    filters = [JobRow.status == status] if status else []
+    return owned_page(session, JobRow, owner, offset, limit, *filters, order_by=(JobRow.created_at.desc(), JobRow.id))
 
 
 def cancel_job(session: Session, job_id: str, owner: str | None) -> JobRow:

@@ -70,6 +70,7 @@ def get_metrics(job_id: str, session: SessionDep, owner: OwnerDep,
 async def job_events(job_id: str, owner: OwnerDep, session: SessionDep):
     """Server-Sent Events: `status`, `train` and `val` events as they happen; the stream ends with the job."""
     await run_in_threadpool(service.get_job, session, job_id, owner)
+    session.close()  # the stream may last hours: it must not hold this connection
     sessions = get_sessionmaker()
 
     def poll(after_step: int, after_epoch: int):

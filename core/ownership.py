@@ -1,0 +1,23 @@
+"""Rows belong to the owner of the token that created them; to anyone else they do not exist."""
+
+from __future__ import annotations
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from core.errors import NotFound
+
+
+def get_owned(session: Session, table, row_id: str, owner: str | None, not_found: type[NotFound], noun: str):
+    row = session.get(table, row_id)
+    if row is None or row.owner != owner:
+        raise not_found(f"no {noun} with id {row_id}")
+    return row
+
+
+def owned_page(session: Session, table, owner: str | None, offset: int, limit: int, *filters, order_by) -> tuple[list, int]:
+    """One page of the owner's rows, and how many there are in all."""
+    query = select(table).where(table.owner.is_(None) if owner is None else table.owner == owner, *filters)
+    count = session.scalar(select(func.count()).select_from(query.subquery())) or 0
+    rows = session.scalars(query.order_by(*order_by).offset(offset).limit(limit)).all()
+    return list(rows), count
