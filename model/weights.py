@@ -100,12 +100,6 @@ def apply_weights(model, weights: Weights, layers: list[str] | tuple[str, ...]) 
         model.get_layer(name).set_weights(list(weights[name]))
 
 
-def model_weights(model) -> Weights:
-    """The model's weights in the file layout, for exports that later runs continue from."""
-    return {name: tuple(np.asarray(v, dtype=np.float32) for v in model.get_layer(name).get_weights())
-            for name in WEIGHT_LAYERS}
-
-
 def save_weights(weights: Weights, path: str | os.PathLike) -> None:
     """Write in the `name → [weights, biases]` layout, atomically."""
     path = Path(path)

@@ -170,3 +170,14 @@ def test_continue_from_an_earlier_export(dataset, weights_file, tmp_path):
 def test_random_weights_train_from_scratch(dataset, tmp_path):
     result = train(TrainSpec(weights="random", num_epochs=1, batch_size=8), dataset, tmp_path / "run")
     assert result.status == "succeeded"
+
+
+def test_mixed_precision_and_xla_paths_run_on_a_cpu(dataset, weights_file, tmp_path):
+    """The GPU options must not break a CPU-only machine (float16 compute, loss scaling, XLA step)."""
+    recorder = Recorder()
+    spec = TrainSpec(num_epochs=1, batch_size=8, mixed_precision=True, xla=True)
+    result = train(spec, dataset, tmp_path / "run", imagenet_weights=weights_file, observer=recorder)
+    assert result.status == "succeeded" and all(np.isfinite(s.loss) for s in recorder.steps)
+    assert exported(tmp_path / "run")["fc8"][0].dtype == np.float32
+    probabilities = load_export(tmp_path / "run" / "export").predict_arrays(np.asarray(dataset.images[:2]))
+    assert abs(sum(p["probability"] for p in probabilities[0]) - 1) < 1e-3

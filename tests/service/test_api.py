@@ -140,6 +140,8 @@ def test_imagenet_weights_missing_is_409_with_the_install_command(client, tmp_pa
     response = client.post("/jobs", json={"dataset_id": dataset["id"]})
     assert_error(response, 409, "WeightsNotInstalled", "finetune download-weights")
     assert client.post("/jobs", json={"dataset_id": dataset["id"], "weights": "random"}).status_code == 202
+    predict = client.post("/predict", files={"image": ("a.jpg", make_image(0, 1))}, data={"model": "imagenet"})
+    assert_error(predict, 409, "WeightsNotInstalled", "finetune download-weights")
 
 
 def test_continuing_needs_a_succeeded_job(client, tmp_path):
