@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Any
+from datetime import UTC, datetime
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from model.spec import TrainSpec
 
@@ -13,6 +13,10 @@ from model.spec import TrainSpec
 class ErrorPublic(BaseModel):
     error: str = Field(examples=["JobNotFound"])
     detail: str = Field(examples=["no job with id 0f3c..."])
+
+
+# SQLite hands timestamps back without their zone; every one we store is UTC.
+UtcDatetime = Annotated[datetime, AfterValidator(lambda value: value if value.tzinfo else value.replace(tzinfo=UTC))]
 
 
 def error_responses(*codes: int) -> dict:
@@ -39,7 +43,7 @@ class DatasetPublic(BaseModel):
     val_fraction: float
     test_fraction: float
     seed: int
-    created_at: datetime
+    created_at: UtcDatetime
 
 
 class DatasetsPublic(BaseModel):
@@ -91,9 +95,9 @@ class JobPublic(BaseModel):
     error: str | None
     cancel_requested: bool
     attempts: int
-    created_at: datetime
-    started_at: datetime | None
-    finished_at: datetime | None
+    created_at: UtcDatetime
+    started_at: UtcDatetime | None
+    finished_at: UtcDatetime | None
 
     @classmethod
     def from_row(cls, row) -> JobPublic:
@@ -120,7 +124,7 @@ class TrainPoint(BaseModel):
     loss: float
     accuracy: float
     images_per_second: float
-    time: datetime
+    time: UtcDatetime
 
 
 class ValPoint(BaseModel):
@@ -133,7 +137,7 @@ class ValPoint(BaseModel):
     train_accuracy: float
     per_class: list[dict[str, Any]] = Field(description="per class: class, precision, recall, support")
     confusion_matrix: list[list[int]] = Field(description="rows: true class, columns: predicted class")
-    time: datetime
+    time: UtcDatetime
 
 
 class MetricsPublic(BaseModel):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 from sqlalchemy.orm import Session
 
 from core.config import Settings
@@ -60,6 +62,8 @@ def cancel_job(session: Session, job_id: str, owner: str | None) -> JobRow:
     row = get_job(session, job_id, owner)
     if row.status == "queued":
         row.status, row.finished_at = "cancelled", utcnow()
+    elif row.status == "running" and (row.lease_expires or 0) < time.time():
+        row.status, row.cancel_requested, row.finished_at = "cancelled", True, utcnow()  # its worker is gone
     elif row.status == "running":
         row.cancel_requested = True
     elif row.status != "cancelled":

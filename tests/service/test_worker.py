@@ -104,3 +104,13 @@ def test_a_failure_is_a_readable_message(client, tmp_path):
     job = client.get(f"/jobs/{job_id}").json()
     assert job["status"] == "failed" and "not a prepared dataset" in job["error"] and "Traceback" not in job["error"]
     assert client.post(f"/jobs/{job_id}/resume").status_code == 202
+
+
+def test_cancelling_a_job_whose_worker_died_is_immediate(client, tmp_path):
+    job_id = create_job(client, tmp_path, num_epochs=1)
+    with session_scope() as session:
+        row = session.get(JobRow, job_id)
+        row.status, row.lease_owner, row.lease_expires = "running", "gone:1:abc", time.time() - 5
+    cancelled = client.post(f"/jobs/{job_id}/cancel").json()
+    assert cancelled["status"] == "cancelled" and cancelled["finished_at"]
+    assert run_job(job_id, get_settings()) == "skipped"
