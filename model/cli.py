@@ -48,9 +48,10 @@ def train(data, out_dir, weights_file, train_layers, reinit_layers, val_fraction
     from pydantic import ValidationError
     from tqdm import tqdm
 
+    from model.checkpoint import CheckpointMismatch
     from model.dataset import PreparedDataset, SplitFractions, prepare_dataset
     from model.preprocess import PreprocessSpec
-    from model.reports import TrainingObserver
+    from model.reports import TrainingDiverged, TrainingObserver
     from model.sources import DatasetError
     from model.spec import TrainSpec
     from model.training import train as run_training
@@ -96,7 +97,7 @@ def train(data, out_dir, weights_file, train_layers, reinit_layers, val_fraction
     try:
         result = run_training(spec, dataset, out_dir / "run", imagenet_weights=weights_file,
                               cache_dir=out_dir / "features", observer=observer)
-    except (WeightsError, ArithmeticError, RuntimeError) as exc:
+    except (WeightsError, CheckpointMismatch, TrainingDiverged) as exc:
         raise click.ClickException(str(exc)) from None
     finally:
         if observer.bar:

@@ -75,11 +75,12 @@ def run_job(job_id: str, settings: Settings, sessions: sessionmaker[Session] | N
 
 def describe_failure(exc: Exception) -> str:
     """A message for people: the engine's own errors say what to do; others name their kind."""
+    from model.checkpoint import CheckpointMismatch
     from model.reports import TrainingDiverged
     from model.sources import DatasetError
     from model.weights import WeightsError
 
-    if isinstance(exc, TrainingDiverged | WeightsError | DatasetError):
+    if isinstance(exc, TrainingDiverged | WeightsError | DatasetError | CheckpointMismatch):
         return str(exc)
     if isinstance(exc, OSError):
         if exc.errno == 28:

@@ -48,3 +48,13 @@ def test_predict_imagenet_names_classes(tmp_path, weights_file):
     assert len(names) == 1000 and names[0] == "tench"
     for p in json.loads(result.output)[0]["predictions"]:
         assert names[p["class_index"]] == p["label"]
+
+
+def test_resuming_into_a_folder_of_another_run_is_a_clear_error(tmp_path, weights_file):
+    archive = class_folder_zip(tmp_path / "pets.zip", per_class=6)
+    common = ["train", str(archive), "--out", str(tmp_path / "out"), "--weights-file", str(weights_file), "--epochs", "1",
+              "--batch-size", "8", "--val-fraction", "0.2", "--test-fraction", "0", "--no-flip"]
+    first = CliRunner().invoke(main, [*common, "--patience", "1"])
+    assert first.exit_code == 0, first.output
+    other = CliRunner().invoke(main, [*common, "--optimizer", "adam"])
+    assert other.exit_code == 1 and "use a new output folder" in other.output
