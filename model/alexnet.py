@@ -20,8 +20,9 @@ def build_alexnet(
 ) -> keras.Model:
     """Build AlexNet taking RGB images in 0..255, shape (N, 227, 227, 3), returning fc8 logits.
 
-    `dropout_rate` is the probability of dropping. `dtype_policy="mixed_float16"` computes in half
-    precision and keeps the logits in float32.
+    `dropout_rate` is the probability of dropping. Weights start He-initialised (what `random` and
+    `reinit_layers` train from). `dtype_policy="mixed_float16"` computes in half precision and keeps
+    the logits in float32.
     """
     if not isinstance(num_classes, int) or isinstance(num_classes, bool) or num_classes < 2:
         raise ValueError(f"num_classes must be an integer of at least 2. Received: num_classes={num_classes!r}")
@@ -34,8 +35,8 @@ def build_alexnet(
     layers = keras.layers
 
     def conv(name, filters, size, strides=1, padding="same", groups=1):
-        return layers.Conv2D(filters, size, strides=strides, padding=padding, groups=groups,
-                             activation="relu", name=name, dtype=policy)
+        return layers.Conv2D(filters, size, strides=strides, padding=padding, groups=groups, activation="relu",
+                             kernel_initializer="he_normal", name=name, dtype=policy)
 
     def lrn(name):
         return LocalResponseNormalization(name=name, dtype=policy)
@@ -54,11 +55,11 @@ def build_alexnet(
     x = conv("conv5", 256, 3, groups=2)(x)
     x = pool("pool5")(x)
     x = layers.Flatten(name="flatten", dtype=policy)(x)
-    x = layers.Dense(4096, activation="relu", name="fc6", dtype=policy)(x)
+    x = layers.Dense(4096, activation="relu", kernel_initializer="he_normal", name="fc6", dtype=policy)(x)
     x = layers.Dropout(dropout_rate, seed=seed, name="dropout6", dtype=policy)(x)
-    x = layers.Dense(4096, activation="relu", name="fc7", dtype=policy)(x)
+    x = layers.Dense(4096, activation="relu", kernel_initializer="he_normal", name="fc7", dtype=policy)(x)
     x = layers.Dropout(dropout_rate, seed=None if seed is None else seed + 1, name="dropout7", dtype=policy)(x)
-    logits = layers.Dense(num_classes, name="fc8", dtype="float32")(x)
+    logits = layers.Dense(num_classes, kernel_initializer="he_normal", name="fc8", dtype="float32")(x)
     return keras.Model(inputs, logits, name="alexnet")
 
 

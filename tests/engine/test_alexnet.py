@@ -52,3 +52,11 @@ def test_split_keeps_dropout_with_the_trainable_head():
     assert [layer.name for layer in head] == ["dropout6", "fc7", "dropout7", "fc8"]
     prefix, head = split_layers(model, "conv3")
     assert prefix[-1].name == "pool2" and head[0].name == "conv3"
+
+
+def test_fresh_layers_are_he_initialised():
+    import keras
+
+    keras.utils.set_random_seed(0)
+    kernel = np.asarray(build_alexnet(num_classes=10).get_layer("fc7").kernel)
+    assert abs(kernel.std() - np.sqrt(2.0 / 4096)) < 0.1 * np.sqrt(2.0 / 4096)
