@@ -99,6 +99,9 @@ def up(host, port):
     upgrade(settings.database_url)
     refuse_open_binding(host)
     click.echo(f"finetune: data in {settings.data_dir}, database {settings.database_url.split('@')[-1]}, broker {settings.broker_url.split('@')[-1]}")
+    if not settings.weights_path.is_file():
+        click.echo(f"note: {settings.weights_path} is not installed; `finetune download-weights` fetches it "
+                   "(until then, jobs can use weights 'random')")
     workers = [subprocess.Popen([sys.executable, "-m", "cli.main", "worker", "--queue", queue]) for queue in WORKER_QUEUES]
     try:
         import uvicorn

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import logging
 from functools import lru_cache
 
 from celery import Celery
+from kombu.exceptions import OperationalError as BrokerUnavailable
 
 from core.config import Settings, get_settings
 
+log = logging.getLogger(__name__)
 TRAIN_QUEUE = "train"
 PREPARE_QUEUE = "prepare"
 TRAIN_TASK = "worker.tasks.finetune"
@@ -19,7 +22,7 @@ def make_celery(settings: Settings, main: str = "finetune") -> Celery:
     timeout = settings.broker_visibility_timeout
     # Redis: how soon an unacknowledged message comes back, and how often idle workers look for one.
     options: dict = {"visibility_timeout": timeout, "unacked_restore_interval": max(1, min(10, timeout // 2)),
-                     "unacked_restore_throttle": 1 if timeout < 600 else 10}
+                     "unacked_restore_throttle": 1 if timeout < 600 else 10, "socket_connect_timeout": 3}
     if settings.uses_filesystem_broker:
         folder = settings.broker_dir / "queue"
         (settings.broker_dir / "processed").mkdir(parents=True, exist_ok=True)
@@ -36,6 +39,7 @@ def make_celery(settings: Settings, main: str = "finetune") -> Celery:
         task_routes={TRAIN_TASK: {"queue": TRAIN_QUEUE}, PREPARE_TASK: {"queue": PREPARE_QUEUE}},
         task_default_queue=TRAIN_QUEUE,
         worker_hijack_root_logger=False,
+        task_publish_retry_policy={"max_retries": 2, "interval_start": 0, "interval_step": 0.5, "interval_max": 1},
     )
     return app
 
@@ -45,18 +49,26 @@ def get_celery() -> Celery:
     return make_celery(get_settings(), main="finetune-client")
 
 
-def _send(task: str, queue: str, object_id: str) -> None:
-    # Straight onto the queue through the default exchange: no exchange binding is looked up, so a
-    # broker that lost its bindings (a flushed or restarted Redis) still gets the message.
-    get_celery().send_task(task, args=[object_id], exchange="", routing_key=queue)
+def _send(task: str, queue: str, object_id: str) -> bool:
+    """Publish; False when the broker is away (the row is saved, and the reconciler sends it later).
+
+    Straight onto the queue through the default exchange: no exchange binding is looked up, so a
+    broker that lost its bindings (a flushed or restarted Redis) still gets the message.
+    """
+    try:
+        get_celery().send_task(task, args=[object_id], exchange="", routing_key=queue)
+        return True
+    except BrokerUnavailable as exc:
+        log.warning("broker unavailable, %s %s stays in the database until the reconciler sends it: %s", task, object_id, exc)
+        return False
 
 
-def enqueue_training(job_id: str) -> None:
-    _send(TRAIN_TASK, TRAIN_QUEUE, job_id)
+def enqueue_training(job_id: str) -> bool:
+    return _send(TRAIN_TASK, TRAIN_QUEUE, job_id)
 
 
-def enqueue_preparation(dataset_id: str) -> None:
-    _send(PREPARE_TASK, PREPARE_QUEUE, dataset_id)
+def enqueue_preparation(dataset_id: str) -> bool:
+    return _send(PREPARE_TASK, PREPARE_QUEUE, dataset_id)
 
 
 def queued_message_count(queue: str) -> int:

@@ -199,3 +199,21 @@ def test_api_imports_no_tensorflow_at_start():
     code = "import sys, api.main; assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules; print('ok')"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.stdout.strip() == "ok", out.stderr[-2000:]
+
+
+def test_broker_down_keeps_the_job_and_says_so_at_readyz(client, tmp_path, monkeypatch):
+    from core.config import get_settings
+    from core.queue import get_celery
+    from tests.utils.processes import free_port
+
+    dataset = ready_dataset(client, tmp_path)
+    monkeypatch.setattr(get_settings(), "broker_url", f"redis://127.0.0.1:{free_port()}/0")
+    get_celery.cache_clear()
+    try:
+        created = client.post("/jobs", json={"dataset_id": dataset["id"]})
+        assert created.status_code == 202 and created.json()["status"] == "queued"  # the row is the truth
+        ready = client.get("/readyz")
+        assert ready.status_code == 503 and ready.json()["checks"]["broker"].startswith("unreachable")
+        assert ready.json()["checks"]["database"] == "ok"
+    finally:
+        get_celery.cache_clear()
