@@ -35,23 +35,18 @@ def main() -> None:
 
     from model.export import load_export
     from model.weights import write_synthetic_weights
-    from tests.utils.images import class_folder_zip, make_image
-    from tests.utils.processes import ServiceProcess, free_port, service_env, wait_until_ready
-    from tests.utils.service import wait_for
+    from tests.utils.images import make_image
+    from tests.utils.processes import start_embedded
+    from tests.utils.service import upload_and_wait, wait_for
 
     work = Path(tempfile.mkdtemp(prefix="finetune-predict-bench-"))
     data = work / "data"
     data.mkdir()
     write_synthetic_weights(data / "bvlc_alexnet.npy")
-    port = free_port()
-    up = ServiceProcess(["up", "--port", str(port)], service_env({"FINETUNE_DATA_DIR": str(data)}), work / "up.log")
+    up, base = start_embedded(data, work / "up.log")
     try:
-        base = f"http://127.0.0.1:{port}"
-        wait_until_ready(base, [up], timeout=120)
         http = httpx.Client(base_url=base, timeout=120)
-        with open(class_folder_zip(work / "pets.zip", per_class=10), "rb") as fh:
-            dataset = http.post("/datasets", files={"file": ("pets.zip", fh)}).json()
-        wait_for(lambda: http.get(f"/datasets/{dataset['id']}").json()["status"] == "ready", timeout=120)
+        dataset = upload_and_wait(http, work)
         job = http.post("/jobs", json={"dataset_id": dataset["id"], "num_epochs": 1, "batch_size": 8}).json()
         wait_for(lambda: http.get(f"/jobs/{job['id']}").json()["status"] == "succeeded", timeout=300)
 

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from tests.utils.images import make_image
-from tests.utils.processes import ServiceProcess, free_port, service_env, wait_until_ready
+from tests.utils.processes import start_embedded
 from tests.utils.service import follow_to_the_end, upload_and_wait
 
 pytestmark = pytest.mark.e2e
@@ -65,11 +65,8 @@ def test_the_same_flow_on_the_embedded_default(tmp_path, weights_file_for_servic
     data_dir = tmp_path / "data"
     data_dir.mkdir()
     (data_dir / "bvlc_alexnet.npy").symlink_to(weights_file_for_service)
-    port = free_port()
-    up = ServiceProcess(["up", "--port", str(port)], service_env({"FINETUNE_DATA_DIR": str(data_dir)}), tmp_path / "up.log")
+    up, base = start_embedded(data_dir, tmp_path / "up.log")
     try:
-        base = f"http://127.0.0.1:{port}"
-        wait_until_ready(base, [up], timeout=120)
         http = httpx.Client(base_url=base, timeout=60)
         dataset = upload_and_wait(http, tmp_path)
         job = http.post("/jobs", json={"dataset_id": dataset["id"], "num_epochs": 2, "batch_size": 6}).json()

@@ -78,3 +78,16 @@ def wait_for_log(process: ServiceProcess, text: str, timeout: float = 90.0) -> N
             raise RuntimeError(f"{process.args} exited:\n{process.output()[-4000:]}")
         time.sleep(0.3)
     raise TimeoutError(f"{process.args}: no {text!r} in the log within {timeout} s:\n{process.output()[-3000:]}")
+
+
+def start_embedded(data_dir: Path, log_path: Path) -> tuple[ServiceProcess, str]:
+    """`finetune up` on the embedded default (SQLite, folder broker) in `data_dir`, once it is ready."""
+    port = free_port()
+    up = ServiceProcess(["up", "--port", str(port)], service_env({"FINETUNE_DATA_DIR": str(data_dir)}), log_path)
+    base_url = f"http://127.0.0.1:{port}"
+    try:
+        wait_until_ready(base_url, [up], timeout=120)
+    except BaseException:
+        up.stop()
+        raise
+    return up, base_url
