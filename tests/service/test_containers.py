@@ -65,3 +65,9 @@ def test_gpu_image_matches_the_pinned_tensorflow():
     assert base and base.group(1).startswith(minor + "."), base
     copied = set(re.findall(r"^COPY (\S+) \./", (ROOT / "Dockerfile.gpu").read_text(), re.M))
     assert {"model", "core", "api", "worker", "cli", "migrations"} <= copied
+
+
+def test_every_setting_is_documented_in_the_readme():
+    readme = (ROOT / "README.md").read_text()
+    missing = [f"FINETUNE_{name.upper()}" for name in Settings.model_fields if f"FINETUNE_{name.upper()}" not in readme]
+    assert missing == []
