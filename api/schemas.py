@@ -70,7 +70,9 @@ class Progress(BaseModel):
     fraction: float = 0.0
     images_per_second: float | None = None
     eta_seconds: float | None = None
-    phase: str | None = Field(default=None, description="features (computing the frozen prefix), training or done")
+    phase: str | None = Field(default=None, description="features (computing the frozen prefix once), training or done")
+    phase_done: int | None = Field(default=None, description="images done in the features phase")
+    phase_total: int | None = Field(default=None, description="images in the features phase")
 
 
 class BestEpoch(BaseModel):

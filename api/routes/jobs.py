@@ -79,7 +79,7 @@ async def job_events(job_id: str, owner: OwnerDep, session: SessionDep):
             return job, read_metrics(poll_session, job_id, after_step, after_epoch)
 
     async def stream():
-        last_status, after_step, after_epoch = None, 0, 0
+        last_status, last_progress, after_step, after_epoch = None, None, 0, 0
         while True:
             job, metrics = await run_in_threadpool(poll, after_step, after_epoch)
             for point in metrics.train:
@@ -88,9 +88,10 @@ async def job_events(job_id: str, owner: OwnerDep, session: SessionDep):
             for point in metrics.val:
                 yield {"event": "val", "data": point.model_dump_json()}
                 after_epoch = point.epoch
-            if job.status != last_status or metrics.train:
-                yield {"event": "status", "data": json.dumps({"status": job.status, "progress": job.progress.model_dump()})}
-                last_status = job.status
+            progress = job.progress.model_dump()
+            if job.status != last_status or progress != last_progress:
+                yield {"event": "status", "data": json.dumps({"status": job.status, "progress": progress})}
+                last_status, last_progress = job.status, progress
             if job.status in TERMINAL:
                 yield {"event": "end", "data": job.model_dump_json()}
                 return
