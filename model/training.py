@@ -44,7 +44,7 @@ def train(
     configure_devices()
     parts = assemble(spec, dataset.num_classes, dataset.preprocess, imagenet_weights)
     train_rows, val_rows, test_rows = (dataset.indices(name) for name in ("train", "val", "test"))
-    batches = _Batches(dataset, spec)
+    batches = _Batches(dataset)
     if parts.prefix is not None:
         cache = FeatureCache(cache_dir or run_dir / "features")
         key = cache.key(dataset.fingerprint, parts.prefix, parts.prefix.layers[-1].name)
@@ -144,7 +144,7 @@ def train(
 class _Batches:
     """Assembles batches from the cached features, or from the images when nothing is cached."""
 
-    def __init__(self, dataset: PreparedDataset, spec: TrainSpec):
+    def __init__(self, dataset: PreparedDataset):
         self.images = dataset.images
         self.plain: np.ndarray | None = None
         self.flipped: np.ndarray | None = None

@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, File, Form, Query, UploadFile, status
 from starlette.concurrency import run_in_threadpool
 
-from api.deps import OwnerDep, SessionDep, SettingsDep, StorageDep
+from api.deps import OwnerDep, SessionDep, StorageDep
 from api.schemas import DatasetPublic, DatasetsPublic, error_responses
 from core import datasets as service
 from core.errors import InvalidDataset
@@ -67,6 +67,6 @@ def get_dataset(dataset_id: str, session: SessionDep, owner: OwnerDep):
 
 
 @router.delete("/{dataset_id}", status_code=status.HTTP_204_NO_CONTENT, responses=ERRORS)
-def delete_dataset(dataset_id: str, session: SessionDep, storage: StorageDep, owner: OwnerDep, settings: SettingsDep):
+def delete_dataset(dataset_id: str, session: SessionDep, storage: StorageDep, owner: OwnerDep):
     """Delete a dataset and its files; 409 while a queued or running job uses it."""
     service.delete_dataset(session, storage, dataset_id, owner)
