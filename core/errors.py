@@ -45,6 +45,12 @@ class InvalidDataset(AppError):
     status_code = 422
 
 
+class InvalidRequest(AppError):
+    """A request whose fields are each valid but do not make sense together."""
+
+    status_code = 422
+
+
 class InvalidImage(AppError):
     status_code = 415
 

@@ -8,8 +8,7 @@ from starlette.concurrency import run_in_threadpool
 from api.deps import OwnerDep, SessionDep, SettingsDep, StorageDep
 from api.schemas import PredictionsPublic, error_responses
 from core import jobs as job_service
-from core.errors import InvalidDataset as InvalidRequest
-from core.errors import InvalidImage, JobStateConflict, PayloadTooLarge, WeightsNotInstalled
+from core.errors import InvalidImage, InvalidRequest, JobStateConflict, PayloadTooLarge, WeightsNotInstalled
 
 router = APIRouter(tags=["predict"])
 ERRORS = error_responses(400, 404, 409, 413, 415, 422)

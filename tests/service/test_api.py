@@ -153,8 +153,8 @@ def test_continuing_needs_a_succeeded_job(client, tmp_path):
 
 def test_predict_errors(client, tmp_path):
     image = make_image(0, 1)
-    assert_error(client.post("/predict", files={"image": ("a.jpg", image)}), 422, "InvalidDataset", "exactly one")
-    assert_error(client.post("/predict", files={"image": ("a.jpg", image)}, data={"model": "vgg"}), 422, "InvalidDataset", "imagenet")
+    assert_error(client.post("/predict", files={"image": ("a.jpg", image)}), 422, "InvalidRequest", "exactly one")
+    assert_error(client.post("/predict", files={"image": ("a.jpg", image)}, data={"model": "vgg"}), 422, "InvalidRequest", "imagenet")
     assert_error(client.post("/predict", data={"model": "imagenet"}), 422, "ValidationError", "image")
     assert_error(client.post("/predict", files={"image": ("a.jpg", image)}, data={"job_id": "nope"}), 404, "JobNotFound")
     response = client.post("/predict", files={"image": ("a.txt", b"hello")}, data={"model": "imagenet"})
@@ -166,7 +166,7 @@ def test_predict_errors(client, tmp_path):
     response = client.post("/predict", files={"image": ("a.jpg", image)}, data={"job_id": job["id"]})
     assert_error(response, 409, "JobStateConflict", "queued")
     too_many = [("image", (f"{i}.jpg", image)) for i in range(65)]
-    assert_error(client.post("/predict", files=too_many, data={"model": "imagenet"}), 422, "InvalidDataset", "at most 64")
+    assert_error(client.post("/predict", files=too_many, data={"model": "imagenet"}), 422, "InvalidRequest", "at most 64")
 
 
 def test_predict_with_the_pretrained_network(client):
