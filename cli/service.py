@@ -56,17 +56,30 @@ def migrate():
     click.echo("database is at the newest revision")
 
 
-@click.command()
-@click.option("--host", default=None, help="Default: FINETUNE_HOST (127.0.0.1).")
-@click.option("--port", type=int, default=None, help="Default: FINETUNE_PORT (8000).")
-def api(host, port):
-    """Serve the HTTP API with Uvicorn."""
-    import uvicorn
+def listen_options(command):
+    command = click.option("--port", type=int, default=None, help="Default: FINETUNE_PORT (8000).")(command)
+    return click.option("--host", default=None, help="Default: FINETUNE_HOST (127.0.0.1).")(command)
 
+
+def listen_address(host: str | None, port: int | None) -> tuple[str, int]:
+    """Where to listen: the options, else the settings; an open address needs a token (after migrations)."""
     settings = _settings()
     host, port = host or settings.host, port or settings.port
     refuse_open_binding(host)
+    return host, port
+
+
+def serve_api(host: str, port: int) -> None:
+    import uvicorn
+
     uvicorn.run("api.main:app", host=host, port=port, log_level="info")
+
+
+@click.command()
+@listen_options
+def api(host, port):
+    """Serve the HTTP API with Uvicorn."""
+    serve_api(*listen_address(host, port))
 
 
 def worker_argv(queue: str, extra: tuple[str, ...] = ()) -> list[str]:
@@ -87,26 +100,22 @@ def worker(queue, celery_args):
 
 
 @click.command()
-@click.option("--host", default=None, help="Default: FINETUNE_HOST (127.0.0.1).")
-@click.option("--port", type=int, default=None, help="Default: FINETUNE_PORT (8000).")
+@listen_options
 def up(host, port):
     """Migrations, the API and the workers together. With no URLs set: SQLite and a folder broker in FINETUNE_DATA_DIR."""
-    settings = _settings()
-    host, port = host or settings.host, port or settings.port
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
     from core.migrate import upgrade
 
+    settings = _settings()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
     upgrade(settings.database_url)
-    refuse_open_binding(host)
+    host, port = listen_address(host, port)
     click.echo(f"finetune: data in {settings.data_dir}, database {settings.database_url.split('@')[-1]}, broker {settings.broker_url.split('@')[-1]}")
     if not settings.weights_path.is_file():
         click.echo(f"note: {settings.weights_path} is not installed; `finetune download-weights` fetches it "
                    "(until then, jobs can use weights 'random')")
     workers = [subprocess.Popen([sys.executable, "-m", "cli.main", "worker", "--queue", queue]) for queue in WORKER_QUEUES]
     try:
-        import uvicorn
-
-        uvicorn.run("api.main:app", host=host, port=port, log_level="info")
+        serve_api(host, port)
     finally:
         for process in workers:
             process.send_signal(signal.SIGTERM)

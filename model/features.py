@@ -80,6 +80,7 @@ class FeatureCache:
         del out
         rows_path.unlink(missing_ok=True)  # the rows file is written last: it marks the data complete
         os.replace(tmp, path)
-        np.save(rows_path.with_name(rows_path.stem + ".partial.npy"), rows)
-        os.replace(rows_path.with_name(rows_path.stem + ".partial.npy"), rows_path)
+        rows_tmp = rows_path.with_name(rows_path.stem + ".partial.npy")
+        np.save(rows_tmp, rows)
+        os.replace(rows_tmp, rows_path)
         return np.load(path, mmap_mode="r")

@@ -223,19 +223,16 @@ def _zip_index(files: list[str], indexes: list[str], read) -> Listing:
 
 
 def _local_index(index: Path) -> Listing:
-    _parse_index(index.read_text(errors="replace"), index.name)  # fail early on a malformed index
-    stem = index.stem.lower()
-    split = stem if stem in ("train", "val") and (index.parent / ("val.txt" if stem == "train" else "train.txt")).exists() else None
-    indexes = [index]
-    if split is not None:
-        indexes = [index.parent / f"{s}.txt" for s in SPLITS if (index.parent / f"{s}.txt").exists()]
-    listing = Listing([], [], lambda path: Path(path).read_bytes(), explicit_splits=split is not None)
-    for file in indexes:
-        this_split = file.stem.lower() if split is not None else None
-        for path, label in _parse_index(file.read_text(errors="replace"), file.name):
+    """A text index on local disk; a train.txt or val.txt next to its twin brings the splits along."""
+    paired = index.stem.lower() in ("train", "val") and all((index.parent / f"{s}.txt").is_file() for s in ("train", "val"))
+    files = [str(index.parent / f"{s}.txt") for s in SPLITS if (index.parent / f"{s}.txt").is_file()] if paired else [str(index)]
+    listing = Listing([], [], lambda path: Path(path).read_bytes(), explicit_splits=paired)
+    for split, file in _index_splits(files).items():
+        name = Path(file).name
+        for path, label in _parse_index(Path(file).read_text(errors="replace"), name):
             resolved = Path(path) if Path(path).is_absolute() else index.parent / path
             if not resolved.is_file():
-                listing.rejected.append({"path": path, "reason": f"listed in {file.name} but no such file"})
+                listing.rejected.append({"path": path, "reason": f"listed in {name} but no such file"})
                 continue
-            listing.entries.append(Entry(str(resolved), label, this_split))
+            listing.entries.append(Entry(str(resolved), label, split))
     return listing

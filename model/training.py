@@ -18,7 +18,7 @@ from model.features import Cancelled, FeatureCache
 from model.metrics import evaluate_logits
 from model.reports import EpochReport, RunInfo, StepReport, TestReport, TrainingDiverged, TrainingObserver, TrainResult
 from model.spec import TrainSpec
-from model.weights import Weights, read_weights, save_weights
+from model.weights import Weights, apply_weights, read_weights, save_weights
 
 EVAL_BATCH = 256
 
@@ -78,6 +78,7 @@ def train(
         accuracy = tf.reduce_mean(tf.cast(tf.equal(tf.argmax(logits, 1, output_type=tf.int32), y), tf.float32))
         return loss, accuracy, grads
 
+    evaluate_forward = tf.function(lambda x: tf.cast(net(x, training=False), tf.float32), reduce_retracing=True)
     writers = {name: tf.summary.create_file_writer(str(run_dir / "tensorboard" / name)) for name in ("train", "validation")}
     stopped_early = False
     grads = None
@@ -86,7 +87,7 @@ def train(
         for step_in_epoch in range(state["step_in_epoch"], steps_per_epoch):
             if observer.should_stop():
                 save_checkpoint(checkpoint_dir, state_vars, {**state, "epoch": epoch, "step_in_epoch": step_in_epoch})
-                return _result("cancelled", state, spec)
+                return _result("cancelled", state)
             started = time.perf_counter()
             rows = order[step_in_epoch * spec.batch_size:(step_in_epoch + 1) * spec.batch_size]
             x = batches.train_batch(rows, flips[step_in_epoch * spec.batch_size:][:len(rows)])
@@ -107,7 +108,7 @@ def train(
                 tf.summary.scalar("loss", loss)
                 tf.summary.scalar("accuracy", accuracy)
 
-        evaluation = _evaluate(net, batches, val_rows, dataset)
+        evaluation = _evaluate(evaluate_forward, batches, val_rows, dataset)
         is_best = state["best_epoch"] is None or evaluation.accuracy > state["best_val_accuracy"]
         if is_best:
             state.update(best_epoch=epoch, best_val_accuracy=evaluation.accuracy, best_val_loss=evaluation.loss)
@@ -125,12 +126,11 @@ def train(
             stopped_early = True
             break
 
-    result = _result("succeeded", state, spec, stopped_early=stopped_early)
+    result = _result("succeeded", state, stopped_early=stopped_early)
     best = read_weights(run_dir / "best_weights.npy")
-    for name, (kernel, bias) in best.items():
-        parts.model.get_layer(name).set_weights([kernel, bias])
+    apply_weights(parts.model, best, list(best))
     if len(test_rows):
-        test = _evaluate(net, batches, test_rows, dataset)
+        test = _evaluate(evaluate_forward, batches, test_rows, dataset)
         result.test = TestReport(test.loss, test.accuracy, test.per_class, test.confusion_matrix)
         observer.on_test(result.test)
     result.export_dir = str(export_model(parts.model, run_dir / "export", dataset.classes, dataset.preprocess, spec,
@@ -172,19 +172,10 @@ def _epoch_order(spec: TrainSpec, epoch: int, train_rows: np.ndarray) -> tuple[n
     return order, flips
 
 
-def _evaluate(net, batches: _Batches, rows: np.ndarray, dataset: PreparedDataset):
-    forward = _eval_forward(net)
+def _evaluate(forward, batches: _Batches, rows: np.ndarray, dataset: PreparedDataset):
     logits = [forward(tf.constant(batches.eval_batch(rows[i:i + EVAL_BATCH]))).numpy() for i in range(0, len(rows), EVAL_BATCH)]
     logits = np.concatenate(logits) if logits else np.zeros((0, dataset.num_classes), np.float32)
     return evaluate_logits(logits, dataset.labels[rows], dataset.classes)
-
-
-def _eval_forward(net):
-    cached = getattr(net, "_finetune_eval_forward", None)
-    if cached is None:
-        cached = tf.function(lambda x: tf.cast(net(x, training=False), tf.float32), reduce_retracing=True)
-        net._finetune_eval_forward = cached
-    return cached
 
 
 def _trained_weights(model, spec: TrainSpec) -> Weights:
@@ -197,7 +188,7 @@ def _fresh_state() -> dict:
             "best_epoch": None, "best_val_accuracy": None, "best_val_loss": None, "history": []}
 
 
-def _result(status: str, state: dict, spec: TrainSpec, stopped_early: bool = False) -> TrainResult:
+def _result(status: str, state: dict, stopped_early: bool = False) -> TrainResult:
     return TrainResult(status, len(state["history"]), state["best_epoch"], state["best_val_accuracy"],
                        state["best_val_loss"], stopped_early=stopped_early, history=list(state["history"]))
 
@@ -218,7 +209,7 @@ def _write_epoch_summaries(writers, report: EpochReport, train_vars, grads, epoc
         writers["validation"].flush()
 
 
-def _histogram_sample(tensor, limit: int = 8192) -> np.ndarray:
+def _histogram_sample(tensor, limit: int = 8192) -> tf.Tensor:
     """An evenly strided sample: TensorBoard's histogram op takes seconds on fc7's 16M values."""
     flat = tf.reshape(tensor, [-1])
     return tf.cast(flat[:: max(1, int(flat.shape[0]) // limit)], tf.float32)

@@ -106,10 +106,13 @@ class JobRecorder(TrainingObserver):
     def _poll_cancel(self) -> None:
         try:
             with self.sessions() as session:
-                if session.scalar(select(JobRow.cancel_requested).where(JobRow.id == self.job_id)):
-                    self._cancel.set()
+                self._read_cancel(session)
         except SQLAlchemyError:
             pass
+
+    def _read_cancel(self, session: Session) -> None:
+        if session.scalar(select(JobRow.cancel_requested).where(JobRow.id == self.job_id)):
+            self._cancel.set()
 
     def flush(self) -> bool:
         """Write what is buffered; on a database error keep it for the next try. True when written."""
@@ -128,8 +131,7 @@ class JobRecorder(TrainingObserver):
                     log.error("job %s: lease lost to another worker; stopping here", self.job_id)
                     self.lease_lost = True
                     self._cancel.set()
-                if session.scalar(select(JobRow.cancel_requested).where(JobRow.id == self.job_id)):
-                    self._cancel.set()
+                self._read_cancel(session)
             return True
         except SQLAlchemyError as exc:
             log.warning("job %s: database unavailable, keeping %d metric rows for later (%s)", self.job_id,

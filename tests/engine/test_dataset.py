@@ -149,3 +149,12 @@ def test_a_class_without_readable_images_is_named(tmp_path):
         zf.writestr(zipfile.ZipInfo("fish/"), b"")
     with pytest.raises(DatasetError, match="fish"):
         prepare_dataset(path, tmp_path / "out2", SplitFractions(0.2, 0.2))
+
+
+def test_local_train_and_val_indexes_keep_their_splits(tmp_path):
+    class_folder_tree(tmp_path / "imgs", per_class=4)
+    images = sorted((tmp_path / "imgs").rglob("*.jpg"))
+    (tmp_path / "train.txt").write_text("\n".join(f"{p} {p.parent.name}" for p in images if int(p.stem) < 3))
+    (tmp_path / "val.txt").write_text("\n".join(f"{p} {p.parent.name}" for p in images if int(p.stem) >= 3))
+    dataset = prepare_dataset(tmp_path / "train.txt", tmp_path / "out")
+    assert dataset.manifest["splits"] == {"train": 6, "val": 2, "test": 0}
