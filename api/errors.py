@@ -14,8 +14,17 @@ from core.errors import AppError
 
 log = logging.getLogger(__name__)
 
-STATUS_NAMES = {400: "BadRequest", 401: "Unauthorized", 404: "NotFound", 405: "MethodNotAllowed", 406: "NotAcceptable",
-                413: "PayloadTooLarge", 415: "UnsupportedMediaType", 422: "ValidationError", 503: "ServiceUnavailable"}
+STATUS_NAMES = {
+    400: "BadRequest",
+    401: "Unauthorized",
+    404: "NotFound",
+    405: "MethodNotAllowed",
+    406: "NotAcceptable",
+    413: "PayloadTooLarge",
+    415: "UnsupportedMediaType",
+    422: "ValidationError",
+    503: "ServiceUnavailable",
+}
 
 
 def error_response(status: int, error: str, detail: str, headers: dict | None = None) -> JSONResponse:
@@ -42,13 +51,17 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_request: Request, exc: StarletteHTTPException):
-        return error_response(exc.status_code, STATUS_NAMES.get(exc.status_code, "HTTPError"), str(exc.detail), exc.headers)
+        return error_response(
+            exc.status_code, STATUS_NAMES.get(exc.status_code, "HTTPError"), str(exc.detail), exc.headers
+        )
 
     @app.exception_handler(OperationalError)
     @app.exception_handler(InterfaceError)
     async def _database_down(_request: Request, exc: DBAPIError):
         log.warning("database error: %s", exc.__class__.__name__)
-        return error_response(503, "ServiceUnavailable", "the database is unavailable; try again shortly", {"Retry-After": "2"})
+        return error_response(
+            503, "ServiceUnavailable", "the database is unavailable; try again shortly", {"Retry-After": "2"}
+        )
 
     @app.exception_handler(Exception)
     async def _unexpected(_request: Request, exc: Exception):

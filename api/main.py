@@ -23,16 +23,25 @@ Upload a dataset (`POST /datasets`), launch a finetune (`POST /jobs`), follow it
 def create_app() -> FastAPI:
     settings = get_settings()
     logging.basicConfig(level=logging.INFO)
-    app = FastAPI(title="finetune", version="0.1.0", description=DESCRIPTION, responses=error_responses(400, 401, 422, 503))
+    app = FastAPI(
+        title="finetune",
+        version="0.1.0",
+        description=DESCRIPTION,
+        responses=error_responses(400, 401, 422, 503),
+    )
     app.state.predictors = PredictorCache(settings.predictor_cache_size)  # exports load lazily, once each
     install_error_handlers(app)
     for router in (datasets.router, jobs.router, predict.router, health.router):
         app.include_router(router)
     multipart_overhead = 64 * 1024
-    app.add_middleware(BodySizeLimit, limits={
-        ("POST", "/datasets"): settings.max_upload_bytes + multipart_overhead,
-        ("POST", "/predict"): settings.max_predict_bytes * settings.max_predict_images + multipart_overhead,
-    })
+    app.add_middleware(
+        BodySizeLimit,
+        limits={
+            ("POST", "/datasets"): settings.max_upload_bytes + multipart_overhead,
+            ("POST", "/predict"): settings.max_predict_bytes * settings.max_predict_images
+            + multipart_overhead,
+        },
+    )
     return app
 
 

@@ -16,7 +16,9 @@ class ErrorPublic(BaseModel):
 
 
 # SQLite hands timestamps back without their zone; every one we store is UTC.
-UtcDatetime = Annotated[datetime, AfterValidator(lambda value: value if value.tzinfo else value.replace(tzinfo=UTC))]
+UtcDatetime = Annotated[
+    datetime, AfterValidator(lambda value: value if value.tzinfo else value.replace(tzinfo=UTC))
+]
 
 
 def error_responses(*codes: int) -> dict:
@@ -55,8 +57,13 @@ class JobCreate(TrainSpec):
     """A finetune: the dataset plus the training options (defaults as in the engine)."""
 
     dataset_id: str = Field(min_length=1, max_length=64)
-    weights: str = Field(default="imagenet", min_length=1, max_length=80, pattern=r"^(imagenet|random|job:[0-9a-f]{32})$",
-                         description="`imagenet`, `random`, or `job:<id>` to continue from a succeeded job.")
+    weights: str = Field(
+        default="imagenet",
+        min_length=1,
+        max_length=80,
+        pattern=r"^(imagenet|random|job:[0-9a-f]{32})$",
+        description="`imagenet`, `random`, or `job:<id>` to continue from a succeeded job.",
+    )
 
     def train_spec(self) -> TrainSpec:
         return TrainSpec(**self.model_dump(exclude={"dataset_id"}))
@@ -70,7 +77,9 @@ class Progress(BaseModel):
     fraction: float = 0.0
     images_per_second: float | None = None
     eta_seconds: float | None = None
-    phase: str | None = Field(default=None, description="features (computing the frozen prefix once), training or done")
+    phase: str | None = Field(
+        default=None, description="features (computing the frozen prefix once), training or done"
+    )
     phase_done: int | None = Field(default=None, description="images done in the features phase")
     phase_total: int | None = Field(default=None, description="images in the features phase")
 
@@ -106,11 +115,33 @@ class JobPublic(BaseModel):
         progress = {k: v for k, v in (row.progress or {}).items() if k in Progress.model_fields}
         if row.status == "queued":
             progress.setdefault("num_epochs", row.spec.get("num_epochs"))
-        best = None if row.best_epoch is None else BestEpoch(epoch=row.best_epoch, val_accuracy=row.best_val_accuracy, val_loss=row.best_val_loss)
-        test = None if row.test_accuracy is None else EvaluationResult(accuracy=row.test_accuracy, loss=row.test_loss)
-        return cls(id=row.id, status=row.status, spec=row.spec, dataset_id=row.dataset_id, progress=Progress(**progress),
-                   best=best, test=test, error=row.error, cancel_requested=row.cancel_requested, attempts=row.attempts,
-                   created_at=row.created_at, started_at=row.started_at, finished_at=row.finished_at)
+        best = (
+            None
+            if row.best_epoch is None
+            else BestEpoch(
+                epoch=row.best_epoch, val_accuracy=row.best_val_accuracy, val_loss=row.best_val_loss
+            )
+        )
+        test = (
+            None
+            if row.test_accuracy is None
+            else EvaluationResult(accuracy=row.test_accuracy, loss=row.test_loss)
+        )
+        return cls(
+            id=row.id,
+            status=row.status,
+            spec=row.spec,
+            dataset_id=row.dataset_id,
+            progress=Progress(**progress),
+            best=best,
+            test=test,
+            error=row.error,
+            cancel_requested=row.cancel_requested,
+            attempts=row.attempts,
+            created_at=row.created_at,
+            started_at=row.started_at,
+            finished_at=row.finished_at,
+        )
 
 
 class JobsPublic(BaseModel):
@@ -155,7 +186,9 @@ class Prediction(BaseModel):
 
 class PredictionsPublic(BaseModel):
     model: str = Field(description="`imagenet` or `job:<id>`")
-    predictions: list[list[Prediction]] = Field(description="top-k per image, in the order the images were sent")
+    predictions: list[list[Prediction]] = Field(
+        description="top-k per image, in the order the images were sent"
+    )
 
 
 class Health(BaseModel):

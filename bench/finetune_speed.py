@@ -45,8 +45,11 @@ def main() -> None:
     train_rows, val_rows = dataset.indices("train"), dataset.indices("val")
     spec = TrainSpec(num_epochs=args.epochs, batch_size=args.batch_size, augment_flip=True)
     trained_images = len(train_rows) * args.epochs
-    print(f"{len(dataset)} images ({len(train_rows)} train, {len(val_rows)} val), {args.epochs} epochs, "
-          f"batch {args.batch_size}, TensorFlow {tf.__version__}, devices: {[d.device_type for d in tf.config.list_physical_devices()]}")
+    print(
+        f"{len(dataset)} images ({len(train_rows)} train, {len(val_rows)} val), {args.epochs} epochs, "
+        f"batch {args.batch_size}, TensorFlow {tf.__version__}, "
+        f"devices: {[d.device_type for d in tf.config.list_physical_devices()]}"
+    )
 
     # (c) lower bound: the frozen prefix over every image and its flip, nothing else
     parts = assemble(spec, dataset.num_classes, dataset.preprocess, weights)
@@ -55,7 +58,7 @@ def main() -> None:
     forward(tf.constant(images[:8]))  # trace outside the timing
     started = time.perf_counter()
     for start in range(0, len(images), 64):
-        batch = images[start:start + 64]
+        batch = images[start : start + 64]
         forward(tf.constant(batch)).numpy()
         forward(tf.constant(batch[:, :, ::-1])).numpy()
     bound_s = time.perf_counter() - started
@@ -66,23 +69,43 @@ def main() -> None:
     ours_s = time.perf_counter() - started
     # a second job on the same data (another learning rate): the cache is warm
     started = time.perf_counter()
-    train(spec.model_copy(update={"learning_rate": 0.01}), dataset, work / "run2", imagenet_weights=weights, cache_dir=work / "cache")
+    train(
+        spec.model_copy(update={"learning_rate": 0.01}),
+        dataset,
+        work / "run2",
+        imagenet_weights=weights,
+        cache_dir=work / "cache",
+    )
     warm_s = time.perf_counter() - started
 
     # (b) naive Keras fit, recomputing every layer every epoch
     parts = assemble(spec, dataset.num_classes, dataset.preprocess, weights)
     inputs = keras.Input((227, 227, 3))
     naive = keras.Model(inputs, parts.model(keras.layers.RandomFlip("horizontal", seed=0)(inputs)))
-    naive.compile(optimizer=keras.optimizers.SGD(spec.learning_rate), loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-                  metrics=["accuracy"])
+    naive.compile(
+        optimizer=keras.optimizers.SGD(spec.learning_rate),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=["accuracy"],
+    )
     x_train, y_train = images[train_rows], dataset.labels[train_rows]
     x_val, y_val = images[val_rows], dataset.labels[val_rows]
     started = time.perf_counter()
-    naive.fit(x_train, y_train, batch_size=args.batch_size, epochs=args.epochs, validation_data=(x_val, y_val), verbose=0)
+    naive.fit(
+        x_train,
+        y_train,
+        batch_size=args.batch_size,
+        epochs=args.epochs,
+        validation_data=(x_val, y_val),
+        verbose=0,
+    )
     naive_s = time.perf_counter() - started
 
-    rows = [("(a) finetune, cold cache", ours_s), ("(a') finetune, warm cache", warm_s),
-            ("(b) naive Keras fit", naive_s), ("(c) frozen forward bound", bound_s)]
+    rows = [
+        ("(a) finetune, cold cache", ours_s),
+        ("(a') finetune, warm cache", warm_s),
+        ("(b) naive Keras fit", naive_s),
+        ("(c) frozen forward bound", bound_s),
+    ]
     for name, seconds in rows:
         print(f"{name:28s} {seconds:8.2f} s  {trained_images / seconds:8.1f} images/s")
     print(f"a/b = {ours_s / naive_s:.3f}   (goal <= 0.2)")

@@ -62,7 +62,9 @@ def main() -> None:
 
         def post(client: httpx.Client) -> float:
             started = time.perf_counter()
-            response = client.post("/predict", files={"image": ("x.jpg", image)}, data={"job_id": job["id"], "top_k": "5"})
+            response = client.post(
+                "/predict", files={"image": ("x.jpg", image)}, data={"job_id": job["id"], "top_k": "5"}
+            )
             assert response.status_code == 200, response.text
             return time.perf_counter() - started
 

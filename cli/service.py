@@ -43,7 +43,8 @@ def refuse_open_binding(host: str) -> None:
             return
     raise click.ClickException(
         f"refusing to listen on {host} with no API tokens: create one with `finetune token create NAME` "
-        "or set FINETUNE_API_TOKENS, or listen on 127.0.0.1")
+        "or set FINETUNE_API_TOKENS, or listen on 127.0.0.1"
+    )
 
 
 @click.command()
@@ -84,13 +85,30 @@ def api(host, port):
 
 def worker_argv(queue: str, extra: tuple[str, ...] = ()) -> list[str]:
     # solo pool: the job runs in the worker's main process, so SIGTERM reaches it and kill -9 really kills it
-    return ["worker", "-Q", queue, "--pool", "solo", "-n", f"{queue}@%h", "--without-gossip", "--without-mingle",
-            "--loglevel", "INFO", *extra]
+    return [
+        "worker",
+        "-Q",
+        queue,
+        "--pool",
+        "solo",
+        "-n",
+        f"{queue}@%h",
+        "--without-gossip",
+        "--without-mingle",
+        "--loglevel",
+        "INFO",
+        *extra,
+    ]
 
 
 @click.command(context_settings={"ignore_unknown_options": True})
-@click.option("--queue", type=click.Choice(WORKER_QUEUES), default="train", show_default=True,
-              help="train: one finetune at a time (one per GPU); prepare: dataset decoding.")
+@click.option(
+    "--queue",
+    type=click.Choice(WORKER_QUEUES),
+    default="train",
+    show_default=True,
+    help="train: one finetune at a time (one per GPU); prepare: dataset decoding.",
+)
 @click.argument("celery_args", nargs=-1, type=click.UNPROCESSED)
 def worker(queue, celery_args):
     """Run a Celery worker; extra arguments go to Celery."""
@@ -102,18 +120,29 @@ def worker(queue, celery_args):
 @click.command()
 @listen_options
 def up(host, port):
-    """Migrations, the API and the workers together. With no URLs set: SQLite and a folder broker in FINETUNE_DATA_DIR."""
+    """Migrations, the API and the workers together.
+
+    With no URLs set: SQLite and a folder broker in FINETUNE_DATA_DIR.
+    """
     from core.migrate import upgrade
 
     settings = _settings()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     upgrade(settings.database_url)
     host, port = listen_address(host, port)
-    click.echo(f"finetune: data in {settings.data_dir}, database {settings.database_url.split('@')[-1]}, broker {settings.broker_url.split('@')[-1]}")
+    click.echo(
+        f"finetune: data in {settings.data_dir}, database {settings.database_url.split('@')[-1]}, "
+        f"broker {settings.broker_url.split('@')[-1]}"
+    )
     if not settings.weights_path.is_file():
-        click.echo(f"note: {settings.weights_path} is not installed; `finetune download-weights` fetches it "
-                   "(until then, jobs can use weights 'random')")
-    workers = [subprocess.Popen([sys.executable, "-m", "cli.main", "worker", "--queue", queue]) for queue in WORKER_QUEUES]
+        click.echo(
+            f"note: {settings.weights_path} is not installed; `finetune download-weights` fetches it "
+            "(until then, jobs can use weights 'random')"
+        )
+    workers = [
+        subprocess.Popen([sys.executable, "-m", "cli.main", "worker", "--queue", queue])
+        for queue in WORKER_QUEUES
+    ]
     try:
         serve_api(host, port)
     finally:

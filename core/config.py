@@ -12,22 +12,46 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="FINETUNE_", env_file=".env", extra="ignore")
 
-    data_dir: Path = Field(default=Path("data"), description="Datasets, feature caches, checkpoints and exports.")
-    database_url: str = Field(default="", description="SQLAlchemy URL; empty means SQLite in data_dir (the embedded default).")
-    broker_url: str = Field(default="", description="Celery broker; empty means the filesystem transport in data_dir.")
-    weights_path: Path | None = Field(default=None, description="bvlc_alexnet.npy; empty means data_dir/bvlc_alexnet.npy.")
+    data_dir: Path = Field(
+        default=Path("data"), description="Datasets, feature caches, checkpoints and exports."
+    )
+    database_url: str = Field(
+        default="", description="SQLAlchemy URL; empty means SQLite in data_dir (the embedded default)."
+    )
+    broker_url: str = Field(
+        default="", description="Celery broker; empty means the filesystem transport in data_dir."
+    )
+    weights_path: Path | None = Field(
+        default=None, description="bvlc_alexnet.npy; empty means data_dir/bvlc_alexnet.npy."
+    )
     max_upload_bytes: int = Field(default=2 * 1024**3, ge=1, description="Largest dataset upload.")
-    max_predict_bytes: int = Field(default=32 * 1024**2, ge=1, description="Largest single image at /predict.")
+    max_predict_bytes: int = Field(
+        default=32 * 1024**2, ge=1, description="Largest single image at /predict."
+    )
     max_predict_images: int = Field(default=64, ge=1, description="Most images in one /predict request.")
     predictor_cache_size: int = Field(default=4, ge=1, description="Exports kept loaded for prediction.")
-    metrics_flush_seconds: float = Field(default=1.0, gt=0, description="How often the worker writes buffered metrics.")
-    cancel_poll_seconds: float = Field(default=0.5, gt=0, description="How often a running job looks for a cancel request.")
-    lease_seconds: float = Field(default=60.0, gt=0, description="A running job's lease; another worker may take the job once it expires.")
-    reconcile_seconds: float = Field(default=30.0, gt=0, description="How often workers re-enqueue jobs the broker lost.")
-    broker_visibility_timeout: int = Field(default=3600, ge=1, description="Redis: seconds before an unacknowledged task is redelivered.")
+    metrics_flush_seconds: float = Field(
+        default=1.0, gt=0, description="How often the worker writes buffered metrics."
+    )
+    cancel_poll_seconds: float = Field(
+        default=0.5, gt=0, description="How often a running job looks for a cancel request."
+    )
+    lease_seconds: float = Field(
+        default=60.0,
+        gt=0,
+        description="A running job's lease; another worker may take the job once it expires.",
+    )
+    reconcile_seconds: float = Field(
+        default=30.0, gt=0, description="How often workers re-enqueue jobs the broker lost."
+    )
+    broker_visibility_timeout: int = Field(
+        default=3600, ge=1, description="Redis: seconds before an unacknowledged task is redelivered."
+    )
     host: str = "127.0.0.1"
     port: int = 8000
-    api_tokens: list[str] = Field(default_factory=list, description="Static bearer tokens (JSON list); none means no auth.")
+    api_tokens: list[str] = Field(
+        default_factory=list, description="Static bearer tokens (JSON list); none means no auth."
+    )
 
     @model_validator(mode="after")
     def _embedded_defaults(self) -> Settings:

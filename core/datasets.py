@@ -20,11 +20,26 @@ log = logging.getLogger(__name__)
 ACTIVE_JOB_STATES = ("queued", "running")
 
 
-def register_upload(session: Session, storage: Storage, upload: Path, *, owner: str | None, name: str,
-                    val_fraction: float, test_fraction: float, seed: int) -> DatasetRow:
+def register_upload(
+    session: Session,
+    storage: Storage,
+    upload: Path,
+    *,
+    owner: str | None,
+    name: str,
+    val_fraction: float,
+    test_fraction: float,
+    seed: int,
+) -> DatasetRow:
     """Keep the uploaded file and create the row in `preparing`; the caller commits, then enqueues."""
-    row = DatasetRow(owner=owner, name=name, status="preparing", val_fraction=val_fraction,
-                     test_fraction=test_fraction, seed=seed)
+    row = DatasetRow(
+        owner=owner,
+        name=name,
+        status="preparing",
+        val_fraction=val_fraction,
+        test_fraction=test_fraction,
+        seed=seed,
+    )
     session.add(row)
     session.flush()
     target = storage.upload_path(row.id)
@@ -46,8 +61,11 @@ def prepare(session: Session, settings: Settings, dataset_id: str) -> DatasetRow
     try:
         if not upload.is_file():
             raise DatasetError("the uploaded file is gone; upload the dataset again")
-        prepared = prepare_dataset(upload, storage.dataset_dir(dataset_id),
-                                   SplitFractions(row.val_fraction, row.test_fraction, row.seed))
+        prepared = prepare_dataset(
+            upload,
+            storage.dataset_dir(dataset_id),
+            SplitFractions(row.val_fraction, row.test_fraction, row.seed),
+        )
     except DatasetError as exc:
         row.status, row.error = "failed", str(exc)
     except OSError as exc:
@@ -65,15 +83,23 @@ def get_dataset(session: Session, dataset_id: str, owner: str | None) -> Dataset
     return get_owned(session, DatasetRow, dataset_id, owner, DatasetNotFound, "dataset")
 
 
-def list_datasets(session: Session, owner: str | None, offset: int, limit: int) -> tuple[list[DatasetRow], int]:
-    return owned_page(session, DatasetRow, owner, offset, limit, order_by=(DatasetRow.created_at.desc(), DatasetRow.id))
+def list_datasets(
+    session: Session, owner: str | None, offset: int, limit: int
+) -> tuple[list[DatasetRow], int]:
+    return owned_page(
+        session, DatasetRow, owner, offset, limit, order_by=(DatasetRow.created_at.desc(), DatasetRow.id)
+    )
 
 
 def delete_dataset(session: Session, storage: Storage, dataset_id: str, owner: str | None) -> None:
     row = get_dataset(session, dataset_id, owner)
-    active = session.scalar(select(func.count()).where(JobRow.dataset_id == dataset_id, JobRow.status.in_(ACTIVE_JOB_STATES)))
+    active = session.scalar(
+        select(func.count()).where(JobRow.dataset_id == dataset_id, JobRow.status.in_(ACTIVE_JOB_STATES))
+    )
     if active:
-        raise DatasetInUse(f"dataset {dataset_id} is used by {active} queued or running job(s); cancel them first")
+        raise DatasetInUse(
+            f"dataset {dataset_id} is used by {active} queued or running job(s); cancel them first"
+        )
     session.delete(row)
     session.flush()
     shutil.rmtree(storage.dataset_dir(dataset_id), ignore_errors=True)

@@ -18,7 +18,9 @@ JOB_STATES = ("queued", "running", "succeeded", "failed", "cancelled")
 PREVIOUS_JOB_PREFIX = "job:"
 
 
-def create_job(session: Session, settings: Settings, owner: str | None, dataset_id: str, spec: TrainSpec) -> JobRow:
+def create_job(
+    session: Session, settings: Settings, owner: str | None, dataset_id: str, spec: TrainSpec
+) -> JobRow:
     """Check that the job can run, then write it as `queued`. The caller commits, then enqueues."""
     dataset = get_dataset(session, dataset_id, owner)
     if dataset.status != "ready":
@@ -27,11 +29,14 @@ def create_job(session: Session, settings: Settings, owner: str | None, dataset_
     if spec.weights == "imagenet" and not settings.weights_path.is_file():
         raise WeightsNotInstalled(
             f"weights 'imagenet' need {settings.weights_path}, which is not installed; "
-            f"run `finetune download-weights --to {settings.weights_path}`, or use weights 'random'")
+            f"run `finetune download-weights --to {settings.weights_path}`, or use weights 'random'"
+        )
     if spec.weights.startswith(PREVIOUS_JOB_PREFIX):
         previous = get_job(session, spec.weights.removeprefix(PREVIOUS_JOB_PREFIX), owner)
         if previous.status != "succeeded":
-            raise JobStateConflict(f"job {previous.id} is {previous.status}; only a succeeded job can be continued from")
+            raise JobStateConflict(
+                f"job {previous.id} is {previous.status}; only a succeeded job can be continued from"
+            )
     elif spec.weights not in ("imagenet", "random"):
         raise JobStateConflict(f"weights must be 'imagenet', 'random' or 'job:<id>'; got {spec.weights!r}")
     row = JobRow(owner=owner, dataset_id=dataset_id, status="queued", spec=spec.model_dump(mode="json"))
@@ -44,7 +49,9 @@ def engine_spec(row: JobRow, storage: Storage) -> TrainSpec:
     """The job's spec for `model/`, with `job:<id>` resolved to that job's export folder."""
     spec = TrainSpec(**row.spec)
     if spec.weights.startswith(PREVIOUS_JOB_PREFIX):
-        spec = spec.model_copy(update={"weights": str(storage.export_dir(spec.weights.removeprefix(PREVIOUS_JOB_PREFIX)))})
+        spec = spec.model_copy(
+            update={"weights": str(storage.export_dir(spec.weights.removeprefix(PREVIOUS_JOB_PREFIX)))}
+        )
     return spec
 
 
@@ -52,9 +59,13 @@ def get_job(session: Session, job_id: str, owner: str | None) -> JobRow:
     return get_owned(session, JobRow, job_id, owner, JobNotFound, "job")
 
 
-def list_jobs(session: Session, owner: str | None, status: str | None, offset: int, limit: int) -> tuple[list[JobRow], int]:
+def list_jobs(
+    session: Session, owner: str | None, status: str | None, offset: int, limit: int
+) -> tuple[list[JobRow], int]:
     filters = [JobRow.status == status] if status else []
-    return owned_page(session, JobRow, owner, offset, limit, *filters, order_by=(JobRow.created_at.desc(), JobRow.id))
+    return owned_page(
+        session, JobRow, owner, offset, limit, *filters, order_by=(JobRow.created_at.desc(), JobRow.id)
+    )
 
 
 def cancel_job(session: Session, job_id: str, owner: str | None) -> JobRow:

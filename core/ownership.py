@@ -15,7 +15,9 @@ def get_owned(session: Session, table, row_id: str, owner: str | None, not_found
     return row
 
 
-def owned_page(session: Session, table, owner: str | None, offset: int, limit: int, *filters, order_by) -> tuple[list, int]:
+def owned_page(
+    session: Session, table, owner: str | None, offset: int, limit: int, *filters, order_by
+) -> tuple[list, int]:
     """One page of the owner's rows, and how many there are in all."""
     query = select(table).where(table.owner.is_(None) if owner is None else table.owner == owner, *filters)
     count = session.scalar(select(func.count()).select_from(query.subquery())) or 0

@@ -21,14 +21,23 @@ def make_celery(settings: Settings, main: str = "finetune") -> Celery:
     app = Celery(main, broker=settings.broker_url)
     timeout = settings.broker_visibility_timeout
     # Redis: how soon an unacknowledged message comes back, and how often idle workers look for one.
-    options: dict = {"visibility_timeout": timeout, "unacked_restore_interval": max(1, min(10, timeout // 2)),
-                     "unacked_restore_throttle": 1 if timeout < 600 else 10, "socket_connect_timeout": 3}
+    options: dict = {
+        "visibility_timeout": timeout,
+        "unacked_restore_interval": max(1, min(10, timeout // 2)),
+        "unacked_restore_throttle": 1 if timeout < 600 else 10,
+        "socket_connect_timeout": 3,
+    }
     if settings.uses_filesystem_broker:
         folder = settings.broker_dir / "queue"
         (settings.broker_dir / "processed").mkdir(parents=True, exist_ok=True)
         folder.mkdir(parents=True, exist_ok=True)
-        options = {**options, "data_folder_in": str(folder), "data_folder_out": str(folder),
-                   "processed_folder": str(settings.broker_dir / "processed"), "store_processed": False}
+        options = {
+            **options,
+            "data_folder_in": str(folder),
+            "data_folder_out": str(folder),
+            "processed_folder": str(settings.broker_dir / "processed"),
+            "store_processed": False,
+        }
     app.conf.update(
         broker_transport_options=options,
         broker_connection_retry_on_startup=True,
@@ -39,7 +48,12 @@ def make_celery(settings: Settings, main: str = "finetune") -> Celery:
         task_routes={TRAIN_TASK: {"queue": TRAIN_QUEUE}, PREPARE_TASK: {"queue": PREPARE_QUEUE}},
         task_default_queue=TRAIN_QUEUE,
         worker_hijack_root_logger=False,
-        task_publish_retry_policy={"max_retries": 2, "interval_start": 0, "interval_step": 0.5, "interval_max": 1},
+        task_publish_retry_policy={
+            "max_retries": 2,
+            "interval_start": 0,
+            "interval_step": 0.5,
+            "interval_max": 1,
+        },
     )
     return app
 
@@ -59,7 +73,12 @@ def _send(task: str, queue: str, object_id: str) -> bool:
         get_celery().send_task(task, args=[object_id], exchange="", routing_key=queue)
         return True
     except BrokerUnavailable as exc:
-        log.warning("broker unavailable, %s %s stays in the database until the reconciler sends it: %s", task, object_id, exc)
+        log.warning(
+            "broker unavailable, %s %s stays in the database until the reconciler sends it: %s",
+            task,
+            object_id,
+            exc,
+        )
         return False
 
 

@@ -25,11 +25,19 @@ def reconcile() -> dict[str, list[str]]:
     """One pass; returns what was re-enqueued."""
     now = time.time()
     with session_scope() as session:
-        orphaned = session.scalars(select(JobRow.id).where(
-            JobRow.status == "running", or_(JobRow.lease_expires.is_(None), JobRow.lease_expires < now))
-            .order_by(JobRow.created_at)).all()
-        queued = session.scalars(select(JobRow.id).where(JobRow.status == "queued").order_by(JobRow.created_at, JobRow.id)).all()
-        preparing = session.scalars(select(DatasetRow.id).where(DatasetRow.status == "preparing").order_by(DatasetRow.created_at)).all()
+        orphaned = session.scalars(
+            select(JobRow.id)
+            .where(
+                JobRow.status == "running", or_(JobRow.lease_expires.is_(None), JobRow.lease_expires < now)
+            )
+            .order_by(JobRow.created_at)
+        ).all()
+        queued = session.scalars(
+            select(JobRow.id).where(JobRow.status == "queued").order_by(JobRow.created_at, JobRow.id)
+        ).all()
+        preparing = session.scalars(
+            select(DatasetRow.id).where(DatasetRow.status == "preparing").order_by(DatasetRow.created_at)
+        ).all()
     jobs = list(orphaned)
     if queued and queued_message_count(TRAIN_QUEUE) == 0:
         jobs += list(queued)

@@ -25,7 +25,9 @@ def build_alexnet(
     the logits in float32.
     """
     if not isinstance(num_classes, int) or isinstance(num_classes, bool) or num_classes < 2:
-        raise ValueError(f"num_classes must be an integer of at least 2. Received: num_classes={num_classes!r}")
+        raise ValueError(
+            f"num_classes must be an integer of at least 2. Received: num_classes={num_classes!r}"
+        )
     if not 0.0 <= dropout_rate < 1.0:
         raise ValueError(f"dropout_rate must be in [0, 1). Received: dropout_rate={dropout_rate!r}")
     spec = preprocess or PreprocessSpec()
@@ -35,8 +37,17 @@ def build_alexnet(
     layers = keras.layers
 
     def conv(name, filters, size, strides=1, padding="same", groups=1):
-        return layers.Conv2D(filters, size, strides=strides, padding=padding, groups=groups, activation="relu",
-                             kernel_initializer="he_normal", name=name, dtype=policy)
+        return layers.Conv2D(
+            filters,
+            size,
+            strides=strides,
+            padding=padding,
+            groups=groups,
+            activation="relu",
+            kernel_initializer="he_normal",
+            name=name,
+            dtype=policy,
+        )
 
     def lrn(name):
         return LocalResponseNormalization(name=name, dtype=policy)
@@ -58,12 +69,16 @@ def build_alexnet(
     x = layers.Dense(4096, activation="relu", kernel_initializer="he_normal", name="fc6", dtype=policy)(x)
     x = layers.Dropout(dropout_rate, seed=seed, name="dropout6", dtype=policy)(x)
     x = layers.Dense(4096, activation="relu", kernel_initializer="he_normal", name="fc7", dtype=policy)(x)
-    x = layers.Dropout(dropout_rate, seed=None if seed is None else seed + 1, name="dropout7", dtype=policy)(x)
+    x = layers.Dropout(dropout_rate, seed=None if seed is None else seed + 1, name="dropout7", dtype=policy)(
+        x
+    )
     logits = layers.Dense(num_classes, kernel_initializer="he_normal", name="fc8", dtype="float32")(x)
     return keras.Model(inputs, logits, name="alexnet")
 
 
-def split_layers(model: keras.Model, first_trainable: str) -> tuple[list[keras.layers.Layer], list[keras.layers.Layer]]:
+def split_layers(
+    model: keras.Model, first_trainable: str
+) -> tuple[list[keras.layers.Layer], list[keras.layers.Layer]]:
     """Split the chain of layers into a frozen prefix and a head that starts at `first_trainable`.
 
     A dropout layer right before the first trainable layer belongs to the head, so that it still

@@ -37,7 +37,9 @@ def source_weights(spec: TrainSpec, imagenet_path: str | Path | None) -> Weights
         return None
     if spec.weights == "imagenet":
         if imagenet_path is None:
-            raise WeightsError("weights='imagenet' needs the bvlc_alexnet.npy path (see `finetune download-weights`)")
+            raise WeightsError(
+                "weights='imagenet' needs the bvlc_alexnet.npy path (see `finetune download-weights`)"
+            )
         return read_weights(imagenet_path)
     return read_weights(spec.weights)  # an export folder or a weights file
 
@@ -45,8 +47,13 @@ def source_weights(spec: TrainSpec, imagenet_path: str | Path | None) -> Weights
 def assemble(spec: TrainSpec, num_classes: int, preprocess: PreprocessSpec, imagenet_path=None) -> Assembly:
     keras.utils.set_random_seed(spec.seed)
     source = source_weights(spec, imagenet_path)
-    model = build_alexnet(num_classes, spec.dropout_rate, preprocess, seed=spec.seed,
-                          dtype_policy="mixed_float16" if spec.mixed_precision else None)
+    model = build_alexnet(
+        num_classes,
+        spec.dropout_rate,
+        preprocess,
+        seed=spec.seed,
+        dtype_policy="mixed_float16" if spec.mixed_precision else None,
+    )
     reinit = set(spec.reinit_layers)
     if source is not None and "fc8" in source and source["fc8"][0].shape[-1] != num_classes:
         reinit.add("fc8")  # a new set of classes always needs a fresh classifier
@@ -66,5 +73,7 @@ def make_optimizer(spec: TrainSpec) -> keras.optimizers.Optimizer:
     if spec.optimizer == "adam":
         optimizer = keras.optimizers.Adam(spec.learning_rate)
     else:
-        optimizer = keras.optimizers.SGD(spec.learning_rate, momentum=spec.momentum if spec.optimizer == "momentum" else 0.0)
+        optimizer = keras.optimizers.SGD(
+            spec.learning_rate, momentum=spec.momentum if spec.optimizer == "momentum" else 0.0
+        )
     return keras.optimizers.LossScaleOptimizer(optimizer) if spec.mixed_precision else optimizer

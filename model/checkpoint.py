@@ -15,6 +15,7 @@ STATE_FILE = "state.json"
 class CheckpointMismatch(ValueError):
     """The folder holds a checkpoint of a different run (other layers, optimizer or classes)."""
 
+
 VARIABLES_FILE = "variables.npz"
 
 
@@ -48,10 +49,14 @@ def load_checkpoint(directory: Path, variables: list) -> dict | None:
         values = [saved[f"arr_{i}"] for i in range(len(saved.files))]
     hint = "it belongs to a run with other layers, optimizer or classes; use a new output folder"
     if len(values) != len(variables):
-        raise CheckpointMismatch(f"the checkpoint in {directory} holds {len(values)} variables, this run {len(variables)}: {hint}")
+        raise CheckpointMismatch(
+            f"the checkpoint in {directory} holds {len(values)} variables, this run {len(variables)}: {hint}"
+        )
     for variable, value in zip(variables, values):
         if tuple(variable.shape) != value.shape:
-            raise CheckpointMismatch(f"the checkpoint in {directory} has {variable.path} as {value.shape}, "
-                                     f"this run needs {tuple(variable.shape)}: {hint}")
+            raise CheckpointMismatch(
+                f"the checkpoint in {directory} has {variable.path} as {value.shape}, "
+                f"this run needs {tuple(variable.shape)}: {hint}"
+            )
         variable.assign(value)
     return json.loads((directory / STATE_FILE).read_text())

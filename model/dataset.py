@@ -85,7 +85,9 @@ def prepare_dataset(
     out_dir = Path(out_dir)
     listing = list_source(source, limits)
     if not listing.entries:
-        raise DatasetError("no images found: expected one folder per class, train/ and val/ folders, or a text index")
+        raise DatasetError(
+            "no images found: expected one folder per class, train/ and val/ folders, or a text index"
+        )
     work = out_dir.with_name(out_dir.name + ".partial")
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
@@ -94,9 +96,14 @@ def prepare_dataset(
         classes = _class_names({entry.label for entry in kept})
         empty = sorted(listing.class_folders - set(classes))
         if empty:
-            raise DatasetError(f"class folder(s) {', '.join(empty)} hold no readable images; add images or remove the folder")
+            raise DatasetError(
+                f"class folder(s) {', '.join(empty)} hold no readable images; add images or remove the folder"
+            )
         if len(classes) < 2:
-            raise DatasetError(f"need at least 2 classes with readable images; found {len(classes)} ({', '.join(classes) or 'none'})")
+            raise DatasetError(
+                f"need at least 2 classes with readable images; "
+                f"found {len(classes)} ({', '.join(classes) or 'none'})"
+            )
         labels = np.array([classes.index(entry.label) for entry in kept], dtype=np.int32)
         splits = _assign_splits(kept, labels, classes, fractions, listing.explicit_splits)
         fingerprint = _fingerprint(arrays, labels)
@@ -124,7 +131,9 @@ def prepare_dataset(
 def _decode_all(listing: Listing, work: Path, spec: PreprocessSpec, workers, progress):
     entries = listing.entries
     size = spec.image_size
-    decoded = np.lib.format.open_memmap(work / "images.tmp.npy", mode="w+", dtype=np.uint8, shape=(len(entries), size, size, 3))
+    decoded = np.lib.format.open_memmap(
+        work / "images.tmp.npy", mode="w+", dtype=np.uint8, shape=(len(entries), size, size, 3)
+    )
     ok = np.zeros(len(entries), dtype=bool)
     rejected = []
 
@@ -146,9 +155,11 @@ def _decode_all(listing: Listing, work: Path, spec: PreprocessSpec, workers, pro
             if progress:
                 progress(done, len(entries))
     keep = np.flatnonzero(ok)
-    images = np.lib.format.open_memmap(work / "images.npy", mode="w+", dtype=np.uint8, shape=(len(keep), size, size, 3))
+    images = np.lib.format.open_memmap(
+        work / "images.npy", mode="w+", dtype=np.uint8, shape=(len(keep), size, size, 3)
+    )
     for start in range(0, len(keep), 256):
-        images[start:start + 256] = decoded[keep[start:start + 256]]
+        images[start : start + 256] = decoded[keep[start : start + 256]]
     images.flush()
     (work / "images.tmp.npy").unlink()
     return images, [entries[i] for i in keep], rejected
@@ -160,11 +171,15 @@ def _class_names(labels: set[str]) -> list[str]:
     return sorted(labels)
 
 
-def _assign_splits(entries, labels: np.ndarray, classes: list[str], fractions: SplitFractions, explicit: bool) -> np.ndarray:
+def _assign_splits(
+    entries, labels: np.ndarray, classes: list[str], fractions: SplitFractions, explicit: bool
+) -> np.ndarray:
     if explicit:
         splits = np.array([SPLIT_CODES[entry.split] for entry in entries], dtype=np.int8)
         for name in ("train", "val"):
-            missing = [c for i, c in enumerate(classes) if not np.any((labels == i) & (splits == SPLIT_CODES[name]))]
+            missing = [
+                c for i, c in enumerate(classes) if not np.any((labels == i) & (splits == SPLIT_CODES[name]))
+            ]
             if name == "train" and missing:
                 raise DatasetError(f"class(es) {', '.join(missing)} have no images in train/")
         if not np.any(splits == SPLIT_CODES["val"]):
@@ -180,16 +195,17 @@ def _assign_splits(entries, labels: np.ndarray, classes: list[str], fractions: S
         if n - n_val - n_test < 1:
             need = 2 + (1 if fractions.test > 0 else 0)
             raise DatasetError(
-                f"class {name!r} has {n} image(s); a train/val{'/test' if n_test else ''} split needs at least {need}"
+                f"class {name!r} has {n} image(s); "
+                f"a train/val{'/test' if n_test else ''} split needs at least {need}"
             )
         splits[members[:n_val]] = SPLIT_CODES["val"]
-        splits[members[n_val:n_val + n_test]] = SPLIT_CODES["test"]
+        splits[members[n_val : n_val + n_test]] = SPLIT_CODES["test"]
     return splits
 
 
 def _fingerprint(images: np.ndarray, labels: np.ndarray) -> str:
     digest = hashlib.sha256()
     for start in range(0, len(images), 256):
-        digest.update(np.ascontiguousarray(images[start:start + 256]).tobytes())
+        digest.update(np.ascontiguousarray(images[start : start + 256]).tobytes())
     digest.update(labels.tobytes())
     return digest.hexdigest()

@@ -2,7 +2,8 @@
 
 An export holds `saved_model/` (TensorFlow loads it without this package: uint8 RGB images in,
 probabilities out, the in-graph normalization included; its weights are also kept by layer name,
-so a later run can continue from them), `labels.json`, `preprocess.json`, `train_spec.json` and `metrics.json`.
+so a later run can continue from them), `labels.json`, `preprocess.json`, `train_spec.json` and
+`metrics.json`.
 Prediction reads `preprocess.json` and decodes with the same `load_image` that prepared the data.
 """
 
@@ -22,7 +23,9 @@ from model.preprocess import ImageError, PreprocessSpec, load_image
 SERVING_ENDPOINT = "serve"
 
 
-def export_model(model, out_dir: Path, classes: list[str], preprocess: PreprocessSpec, spec, metrics: dict) -> Path:
+def export_model(
+    model, out_dir: Path, classes: list[str], preprocess: PreprocessSpec, spec, metrics: dict
+) -> Path:
     import tensorflow as tf
 
     out_dir = Path(out_dir)
@@ -67,20 +70,29 @@ def read_export_weights(export_dir: Path) -> dict:
 
     reader = tf.train.load_checkpoint(str(Path(export_dir) / "saved_model" / "variables" / "variables"))
     key = "layer_weights/{}/{}/.ATTRIBUTES/VARIABLE_VALUE"
-    return {name: (reader.get_tensor(key.format(name, 0)), reader.get_tensor(key.format(name, 1))) for name in WEIGHT_LAYERS}
+    return {
+        name: (reader.get_tensor(key.format(name, 0)), reader.get_tensor(key.format(name, 1)))
+        for name in WEIGHT_LAYERS
+    }
 
 
 class Predictor:
     """Classifies batches of images with one network, its label map and its preprocessing."""
 
-    def __init__(self, forward: Callable[[np.ndarray], np.ndarray], classes: list[str], preprocess: PreprocessSpec):
+    def __init__(
+        self, forward: Callable[[np.ndarray], np.ndarray], classes: list[str], preprocess: PreprocessSpec
+    ):
         self.forward, self.classes, self.preprocess = forward, classes, preprocess
 
     def predict(self, images: Sequence[bytes | np.ndarray], top_k: int = 5) -> list[list[dict]]:
         """Top-k `{label, class_index, probability}` per image; raises `ImageError` naming the image."""
         if top_k < 1:
             raise ValueError(f"top_k must be at least 1. Received: top_k={top_k}")
-        batch = np.stack([self._load(i, image) for i, image in enumerate(images)]) if images else np.zeros((0, 227, 227, 3), np.uint8)
+        batch = (
+            np.stack([self._load(i, image) for i, image in enumerate(images)])
+            if images
+            else np.zeros((0, 227, 227, 3), np.uint8)
+        )
         return self.predict_arrays(batch, top_k)
 
     def predict_arrays(self, batch: np.ndarray, top_k: int = 5) -> list[list[dict]]:
@@ -90,8 +102,10 @@ class Predictor:
         probabilities = np.asarray(self.forward(batch))
         k = min(top_k, probabilities.shape[1])
         best = np.argsort(-probabilities, axis=1, kind="stable")[:, :k]
-        return [[{"label": self.classes[c], "class_index": int(c), "probability": float(row[c])} for c in top]
-                for row, top in zip(probabilities, best)]
+        return [
+            [{"label": self.classes[c], "class_index": int(c), "probability": float(row[c])} for c in top]
+            for row, top in zip(probabilities, best)
+        ]
 
     def _load(self, position: int, image) -> np.ndarray:
         try:
@@ -110,8 +124,11 @@ def load_export(export_dir: str | os.PathLike) -> Predictor:
     loaded = tf.saved_model.load(str(export_dir / "saved_model"))
     serve = getattr(loaded, SERVING_ENDPOINT)
     classes = json.loads((export_dir / "labels.json").read_text())
-    predictor = Predictor(lambda batch: serve(tf.constant(batch, dtype=tf.uint8)).numpy(), classes,
-                          PreprocessSpec.load(export_dir / "preprocess.json"))
+    predictor = Predictor(
+        lambda batch: serve(tf.constant(batch, dtype=tf.uint8)).numpy(),
+        classes,
+        PreprocessSpec.load(export_dir / "preprocess.json"),
+    )
     predictor._keepalive = loaded  # the concrete function needs its SavedModel alive
     return predictor
 
@@ -130,4 +147,8 @@ def imagenet_predictor(weights_path: str | os.PathLike) -> Predictor:
     model = build_alexnet(1000, preprocess=PreprocessSpec())
     apply_weights(model, read_weights(weights_path), WEIGHT_LAYERS)
     forward = tf.function(lambda x: tf.nn.softmax(model(x, training=False)), reduce_retracing=True)
-    return Predictor(lambda batch: forward(tf.constant(batch, dtype=tf.uint8)).numpy(), imagenet_classes(), PreprocessSpec())
+    return Predictor(
+        lambda batch: forward(tf.constant(batch, dtype=tf.uint8)).numpy(),
+        imagenet_classes(),
+        PreprocessSpec(),
+    )

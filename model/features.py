@@ -50,13 +50,33 @@ class FeatureCache:
         folder.mkdir(parents=True, exist_ok=True)
         with open(folder / "lock", "w") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)  # one process computes; the others then read
-            plain = self._ensure(folder / "plain.npy", images, np.arange(len(images)), False, prefix_model, batch_size, should_stop, progress)
+            plain = self._ensure(
+                folder / "plain.npy",
+                images,
+                np.arange(len(images)),
+                False,
+                prefix_model,
+                batch_size,
+                should_stop,
+                progress,
+            )
             flipped = None
             if flipped_rows is not None:
-                flipped = self._ensure(folder / "flipped.npy", images, np.sort(flipped_rows), True, prefix_model, batch_size, should_stop, progress)
+                flipped = self._ensure(
+                    folder / "flipped.npy",
+                    images,
+                    np.sort(flipped_rows),
+                    True,
+                    prefix_model,
+                    batch_size,
+                    should_stop,
+                    progress,
+                )
         return plain, flipped
 
-    def _ensure(self, path: Path, images, rows, flip: bool, prefix_model, batch_size, should_stop, progress) -> np.ndarray:
+    def _ensure(
+        self, path: Path, images, rows, flip: bool, prefix_model, batch_size, should_stop, progress
+    ) -> np.ndarray:
         rows_path = path.with_suffix(".rows.npy")
         if path.exists() and rows_path.exists() and np.isin(rows, np.load(rows_path)).all():
             return np.load(path, mmap_mode="r")
@@ -69,7 +89,7 @@ class FeatureCache:
                 del out
                 tmp.unlink(missing_ok=True)
                 raise Cancelled()
-            batch_rows = rows[start:start + batch_size]
+            batch_rows = rows[start : start + batch_size]
             batch = images[batch_rows]
             if flip:
                 batch = batch[:, :, ::-1, :]

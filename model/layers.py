@@ -13,7 +13,9 @@ class LocalResponseNormalization(keras.layers.Layer):
     Caffe divides alpha by the window size and TensorFlow does not, hence alpha = 1e-4 / 5 here.
     """
 
-    def __init__(self, depth_radius: int = 2, alpha: float = 2e-05, beta: float = 0.75, bias: float = 1.0, **kwargs):
+    def __init__(
+        self, depth_radius: int = 2, alpha: float = 2e-05, beta: float = 0.75, bias: float = 1.0, **kwargs
+    ):
         super().__init__(**kwargs)
         self.depth_radius, self.alpha, self.beta, self.bias = depth_radius, alpha, beta, bias
 
@@ -23,8 +25,13 @@ class LocalResponseNormalization(keras.layers.Layer):
         )
 
     def get_config(self):
-        return {**super().get_config(), "depth_radius": self.depth_radius, "alpha": self.alpha,
-                "beta": self.beta, "bias": self.bias}
+        return {
+            **super().get_config(),
+            "depth_radius": self.depth_radius,
+            "alpha": self.alpha,
+            "beta": self.beta,
+            "bias": self.bias,
+        }
 
 
 @keras.saving.register_keras_serializable(package="finetune")

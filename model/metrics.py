@@ -34,12 +34,14 @@ def evaluate_logits(logits: np.ndarray, labels: np.ndarray, classes: list[str]) 
         true_positive = int(confusion[index, index])
         predicted = int(confusion[:, index].sum())
         support = int(confusion[index].sum())
-        per_class.append({
-            "class": name,
-            "precision": true_positive / predicted if predicted else 0.0,
-            "recall": true_positive / support if support else 0.0,
-            "support": support,
-        })
+        per_class.append(
+            {
+                "class": name,
+                "precision": true_positive / predicted if predicted else 0.0,
+                "recall": true_positive / support if support else 0.0,
+                "support": support,
+            }
+        )
     return Evaluation(
         loss=float(cross_entropy(logits, labels).mean()) if len(labels) else 0.0,
         accuracy=float((predictions == labels).mean()) if len(labels) else 0.0,

@@ -67,7 +67,9 @@ def list_source(source: str | os.PathLike, limits: ArchiveLimits = ArchiveLimits
     if source.suffix.lower() == ".txt":
         return _local_index(source)
     if not zipfile.is_zipfile(source):
-        raise DatasetError(f"{source.name} is not a ZIP file (expected a ZIP of class folders, or a text index)")
+        raise DatasetError(
+            f"{source.name} is not a ZIP file (expected a ZIP of class folders, or a text index)"
+        )
     archive = zipfile.ZipFile(source)
     files = _checked_members(archive, limits)
     dirs = sorted(info.filename for info in archive.infolist() if info.is_dir())
@@ -83,15 +85,25 @@ def _checked_members(archive: zipfile.ZipFile, limits: ArchiveLimits) -> list[st
     for info in infos:
         name = info.filename
         if _is_unsafe_name(name):
-            raise DatasetError(f"unsafe path in ZIP: {name!r} (absolute paths, '..' and drive letters are refused)")
+            raise DatasetError(
+                f"unsafe path in ZIP: {name!r} (absolute paths, '..' and drive letters are refused)"
+            )
         if stat.S_ISLNK(info.external_attr >> 16):
             raise DatasetError(f"symbolic link in ZIP: {name!r} (links are refused)")
         if info.is_dir():
             continue
         if info.file_size > limits.max_member_bytes:
-            raise DatasetError(f"ZIP member {name!r} unpacks to {info.file_size} bytes; the limit is {limits.max_member_bytes}")
-        if info.file_size > 1024 * 1024 and info.file_size > limits.max_compression_ratio * max(info.compress_size, 1):
-            raise DatasetError(f"ZIP member {name!r} is compressed more than {limits.max_compression_ratio:.0f}:1 (zip bomb?)")
+            raise DatasetError(
+                f"ZIP member {name!r} unpacks to {info.file_size} bytes; "
+                f"the limit is {limits.max_member_bytes}"
+            )
+        if info.file_size > 1024 * 1024 and info.file_size > limits.max_compression_ratio * max(
+            info.compress_size, 1
+        ):
+            raise DatasetError(
+                f"ZIP member {name!r} is compressed more than "
+                f"{limits.max_compression_ratio:.0f}:1 (zip bomb?)"
+            )
         total += info.file_size
         files.append(name)
     if total > limits.max_total_bytes:
@@ -117,8 +129,8 @@ def _detect_layout(files: list[str], read: Callable[[str], bytes], dirs: list[st
     dirs = [d for d in dirs if not _is_junk(d)]
     prefix = _wrapping_folder(files)
     if prefix:
-        files = [f[len(prefix):] for f in files]
-        dirs = [d[len(prefix):] for d in dirs if d.startswith(prefix)]
+        files = [f[len(prefix) :] for f in files]
+        dirs = [d[len(prefix) :] for d in dirs if d.startswith(prefix)]
         inner_read = read
         read = lambda path: inner_read(prefix + path)  # noqa: E731
     top_dirs = {PurePosixPath(f).parts[0] for f in files if len(PurePosixPath(f).parts) > 1}
@@ -134,7 +146,7 @@ def _detect_layout(files: list[str], read: Callable[[str], bytes], dirs: list[st
 def _wrapping_folder(files: list[str]) -> str:
     prefix = ""
     while True:
-        rest = [f[len(prefix):] for f in files]
+        rest = [f[len(prefix) :] for f in files]
         heads = {r.split("/", 1)[0] for r in rest}
         if len(heads) != 1 or any("/" not in r for r in rest):
             return prefix
@@ -148,9 +160,13 @@ def _wrapping_folder(files: list[str]) -> str:
 
 def _class_folders(files: list[str], read, split: str | None, base: str = "", dirs=()) -> Listing:
     entries, rejected = [], []
-    folders = {PurePosixPath(d[len(base):]).parts[0] for d in dirs if d.startswith(base) and d[len(base):].strip("/")}
+    folders = {
+        PurePosixPath(d[len(base) :]).parts[0]
+        for d in dirs
+        if d.startswith(base) and d[len(base) :].strip("/")
+    }
     for path in files:
-        rel = path[len(base):]
+        rel = path[len(base) :]
         parts = PurePosixPath(rel).parts
         if len(parts) < 2:
             rejected.append({"path": path, "reason": "not inside a class folder"})
@@ -160,26 +176,39 @@ def _class_folders(files: list[str], read, split: str | None, base: str = "", di
             continue
         entries.append(Entry(path, parts[0], split))
         folders.add(parts[0])
-    return Listing(entries, rejected, read, explicit_splits=split is not None, class_folders=folders if split is None else set())
+    return Listing(
+        entries,
+        rejected,
+        read,
+        explicit_splits=split is not None,
+        class_folders=folders if split is None else set(),
+    )
 
 
 def _split_folders(files: list[str], read, dirs=()) -> Listing:
     present = {PurePosixPath(f).parts[0] for f in files if "/" in f}
     if "val" not in present:
-        raise DatasetError("the dataset has a train/ folder but no val/ folder; add val/ or give one folder per class")
+        raise DatasetError(
+            "the dataset has a train/ folder but no val/ folder; add val/ or give one folder per class"
+        )
     listing = Listing([], [], read, explicit_splits=True)
     for split in SPLITS:
         if split not in present:
             continue
-        part = _class_folders([f for f in files if f.startswith(split + "/")], read, None, base=split + "/", dirs=dirs)
+        part = _class_folders(
+            [f for f in files if f.startswith(split + "/")], read, None, base=split + "/", dirs=dirs
+        )
         if split == "train":
             listing.class_folders = part.class_folders
         for entry in part.entries:
             entry.split = split
         listing.entries += part.entries
         listing.rejected += part.rejected
-    listing.rejected += [{"path": f, "reason": "outside train/, val/ and test/"}
-                         for f in files if PurePosixPath(f).parts[0] not in SPLITS]
+    listing.rejected += [
+        {"path": f, "reason": "outside train/, val/ and test/"}
+        for f in files
+        if PurePosixPath(f).parts[0] not in SPLITS
+    ]
     return listing
 
 
@@ -224,8 +253,14 @@ def _zip_index(files: list[str], indexes: list[str], read) -> Listing:
 
 def _local_index(index: Path) -> Listing:
     """A text index on local disk; a train.txt or val.txt next to its twin brings the splits along."""
-    paired = index.stem.lower() in ("train", "val") and all((index.parent / f"{s}.txt").is_file() for s in ("train", "val"))
-    files = [str(index.parent / f"{s}.txt") for s in SPLITS if (index.parent / f"{s}.txt").is_file()] if paired else [str(index)]
+    paired = index.stem.lower() in ("train", "val") and all(
+        (index.parent / f"{s}.txt").is_file() for s in ("train", "val")
+    )
+    files = (
+        [str(index.parent / f"{s}.txt") for s in SPLITS if (index.parent / f"{s}.txt").is_file()]
+        if paired
+        else [str(index)]
+    )
     listing = Listing([], [], lambda path: Path(path).read_bytes(), explicit_splits=paired)
     for split, file in _index_splits(files).items():
         name = Path(file).name

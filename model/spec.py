@@ -24,9 +24,20 @@ class TrainSpec(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    train_layers: list[LayerName] = Field(default=["fc7", "fc8"], min_length=1, description="Layers whose weights train; the rest stay bit-identical.")
-    reinit_layers: list[LayerName] = Field(default=["fc8"], description="Layers that start from random instead of from `weights`.")
-    weights: str = Field(default="imagenet", min_length=1, max_length=4096, description="`imagenet`, `random`, or an earlier model to continue from.")
+    train_layers: list[LayerName] = Field(
+        default=["fc7", "fc8"],
+        min_length=1,
+        description="Layers whose weights train; the rest stay bit-identical.",
+    )
+    reinit_layers: list[LayerName] = Field(
+        default=["fc8"], description="Layers that start from random instead of from `weights`."
+    )
+    weights: str = Field(
+        default="imagenet",
+        min_length=1,
+        max_length=4096,
+        description="`imagenet`, `random`, or an earlier model to continue from.",
+    )
     optimizer: Literal["sgd", "momentum", "adam"] = "sgd"
     learning_rate: float = Field(default=0.001, gt=0.0, le=10.0)
     momentum: float = Field(default=0.9, ge=0.0, lt=1.0)
@@ -35,9 +46,15 @@ class TrainSpec(BaseModel):
     dropout_rate: float = Field(default=0.5, ge=0.0, lt=1.0, description="Probability of dropping a unit.")
     augment_flip: bool = True
     early_stopping_patience: int | None = Field(
-        default=None, ge=1, le=MAX_EPOCHS, description="Stop after this many epochs without a better validation accuracy; null is off.")
+        default=None,
+        ge=1,
+        le=MAX_EPOCHS,
+        description="Stop after this many epochs without a better validation accuracy; null is off.",
+    )
     seed: int = Field(default=0, ge=0, le=2**31 - 1)
-    mixed_precision: bool = Field(default=False, description="float16 compute on a GPU (logits stay float32).")
+    mixed_precision: bool = Field(
+        default=False, description="float16 compute on a GPU (logits stay float32)."
+    )
     xla: bool = Field(default=False, description="Compile the train step with XLA.")
 
     @field_validator("learning_rate", "momentum", "dropout_rate")

@@ -16,7 +16,15 @@ from model.dataset import PreparedDataset
 from model.export import export_model
 from model.features import Cancelled, FeatureCache
 from model.metrics import evaluate_logits
-from model.reports import EpochReport, RunInfo, StepReport, TestReport, TrainingDiverged, TrainingObserver, TrainResult
+from model.reports import (
+    EpochReport,
+    RunInfo,
+    StepReport,
+    TestReport,
+    TrainingDiverged,
+    TrainingObserver,
+    TrainResult,
+)
 from model.spec import TrainSpec
 from model.weights import Weights, apply_weights, read_weights, save_weights
 
@@ -50,8 +58,13 @@ def train(
         key = cache.key(dataset.fingerprint, parts.prefix, parts.prefix.layers[-1].name)
         try:
             batches.plain, batches.flipped = cache.features(
-                key, dataset.images, parts.prefix, train_rows if spec.augment_flip else None,
-                should_stop=observer.should_stop, progress=lambda d, t: observer.on_phase("features", d, t))
+                key,
+                dataset.images,
+                parts.prefix,
+                train_rows if spec.augment_flip else None,
+                should_stop=observer.should_stop,
+                progress=lambda d, t: observer.on_phase("features", d, t),
+            )
         except Cancelled:
             return TrainResult("cancelled", 0, None, None, None)
         batches.cached = True
@@ -64,46 +77,78 @@ def train(
     checkpoint_dir = run_dir / "checkpoint"
     state = load_checkpoint(checkpoint_dir, state_vars) or _fresh_state()
     steps_per_epoch = math.ceil(len(train_rows) / spec.batch_size)
-    observer.on_start(RunInfo(spec.num_epochs, steps_per_epoch, len(train_rows), len(val_rows), len(test_rows),
-                              dataset.classes, "cached" if batches.cached else None, state["global_step"]))
+    observer.on_start(
+        RunInfo(
+            spec.num_epochs,
+            steps_per_epoch,
+            len(train_rows),
+            len(val_rows),
+            len(test_rows),
+            dataset.classes,
+            "cached" if batches.cached else None,
+            state["global_step"],
+        )
+    )
 
     @tf.function(jit_compile=spec.xla, reduce_retracing=True)
     def train_step(x, y):
         with tf.GradientTape() as tape:
             logits = tf.cast(net(x, training=True), tf.float32)
-            loss = tf.reduce_mean(tf.keras.losses.sparse_categorical_crossentropy(y, logits, from_logits=True))
+            loss = tf.reduce_mean(
+                tf.keras.losses.sparse_categorical_crossentropy(y, logits, from_logits=True)
+            )
             scaled = optimizer.scale_loss(loss) if spec.mixed_precision else loss
         grads = tape.gradient(scaled, train_vars)
         optimizer.apply(grads, train_vars)
-        accuracy = tf.reduce_mean(tf.cast(tf.equal(tf.argmax(logits, 1, output_type=tf.int32), y), tf.float32))
+        accuracy = tf.reduce_mean(
+            tf.cast(tf.equal(tf.argmax(logits, 1, output_type=tf.int32), y), tf.float32)
+        )
         return loss, accuracy, grads
 
-    evaluate_forward = tf.function(lambda x: tf.cast(net(x, training=False), tf.float32), reduce_retracing=True)
-    writers = {name: tf.summary.create_file_writer(str(run_dir / "tensorboard" / name)) for name in ("train", "validation")}
+    evaluate_forward = tf.function(
+        lambda x: tf.cast(net(x, training=False), tf.float32), reduce_retracing=True
+    )
+    writers = {
+        name: tf.summary.create_file_writer(str(run_dir / "tensorboard" / name))
+        for name in ("train", "validation")
+    }
     stopped_early = False
     grads = None
     for epoch in range(state["epoch"], spec.num_epochs + 1):
         order, flips = _epoch_order(spec, epoch, train_rows)
         for step_in_epoch in range(state["step_in_epoch"], steps_per_epoch):
             if observer.should_stop():
-                save_checkpoint(checkpoint_dir, state_vars, {**state, "epoch": epoch, "step_in_epoch": step_in_epoch})
+                save_checkpoint(
+                    checkpoint_dir, state_vars, {**state, "epoch": epoch, "step_in_epoch": step_in_epoch}
+                )
                 return _result("cancelled", state)
             started = time.perf_counter()
-            rows = order[step_in_epoch * spec.batch_size:(step_in_epoch + 1) * spec.batch_size]
-            x = batches.train_batch(rows, flips[step_in_epoch * spec.batch_size:][:len(rows)])
+            rows = order[step_in_epoch * spec.batch_size : (step_in_epoch + 1) * spec.batch_size]
+            x = batches.train_batch(rows, flips[step_in_epoch * spec.batch_size :][: len(rows)])
             loss, accuracy, grads = train_step(tf.constant(x), tf.constant(dataset.labels[rows]))
             loss, accuracy = float(loss), float(accuracy)
             if not math.isfinite(loss):
                 raise TrainingDiverged(
                     f"the loss became {loss} at epoch {epoch}, step {step_in_epoch + 1}; "
-                    f"try a lower learning rate than {spec.learning_rate}")
+                    f"try a lower learning rate than {spec.learning_rate}"
+                )
             state["global_step"] += 1
             state["loss_sum"] += loss * len(rows)
             state["correct_sum"] += accuracy * len(rows)
             state["seen"] += len(rows)
             elapsed = time.perf_counter() - started
-            observer.on_step(StepReport(epoch, state["global_step"], step_in_epoch + 1, steps_per_epoch, loss, accuracy,
-                                        len(rows) / max(elapsed, 1e-9), time.time()))
+            observer.on_step(
+                StepReport(
+                    epoch,
+                    state["global_step"],
+                    step_in_epoch + 1,
+                    steps_per_epoch,
+                    loss,
+                    accuracy,
+                    len(rows) / max(elapsed, 1e-9),
+                    time.time(),
+                )
+            )
             with writers["train"].as_default(step=state["global_step"]):
                 tf.summary.scalar("loss", loss)
                 tf.summary.scalar("accuracy", accuracy)
@@ -111,12 +156,24 @@ def train(
         evaluation = _evaluate(evaluate_forward, batches, val_rows, dataset)
         is_best = state["best_epoch"] is None or evaluation.accuracy > state["best_val_accuracy"]
         if is_best:
-            state.update(best_epoch=epoch, best_val_accuracy=evaluation.accuracy, best_val_loss=evaluation.loss)
+            state.update(
+                best_epoch=epoch, best_val_accuracy=evaluation.accuracy, best_val_loss=evaluation.loss
+            )
             save_weights(_trained_weights(parts.model, spec), run_dir / "best_weights.npy")
-        report = EpochReport(epoch, evaluation.loss, evaluation.accuracy, evaluation.per_class, evaluation.confusion_matrix,
-                             state["loss_sum"] / max(state["seen"], 1), state["correct_sum"] / max(state["seen"], 1),
-                             is_best, time.time())
-        state["history"].append({k: v for k, v in asdict(report).items() if k not in ("per_class", "confusion_matrix")})
+        report = EpochReport(
+            epoch,
+            evaluation.loss,
+            evaluation.accuracy,
+            evaluation.per_class,
+            evaluation.confusion_matrix,
+            state["loss_sum"] / max(state["seen"], 1),
+            state["correct_sum"] / max(state["seen"], 1),
+            is_best,
+            time.time(),
+        )
+        state["history"].append(
+            {k: v for k, v in asdict(report).items() if k not in ("per_class", "confusion_matrix")}
+        )
         _write_epoch_summaries(writers, report, train_vars, grads, epoch)
         state.update(epoch=epoch + 1, step_in_epoch=0, loss_sum=0.0, correct_sum=0.0, seen=0)
         save_checkpoint(checkpoint_dir, state_vars, state)
@@ -133,11 +190,22 @@ def train(
         test = _evaluate(evaluate_forward, batches, test_rows, dataset)
         result.test = TestReport(test.loss, test.accuracy, test.per_class, test.confusion_matrix)
         observer.on_test(result.test)
-    result.export_dir = str(export_model(parts.model, run_dir / "export", dataset.classes, dataset.preprocess, spec,
-                                         {"best_epoch": result.best_epoch, "best_val_accuracy": result.best_val_accuracy,
-                                          "best_val_loss": result.best_val_loss,
-                                          "test": asdict(result.test) if result.test else None,
-                                          "history": result.history}))
+    result.export_dir = str(
+        export_model(
+            parts.model,
+            run_dir / "export",
+            dataset.classes,
+            dataset.preprocess,
+            spec,
+            {
+                "best_epoch": result.best_epoch,
+                "best_val_accuracy": result.best_val_accuracy,
+                "best_val_loss": result.best_val_loss,
+                "test": asdict(result.test) if result.test else None,
+                "history": result.history,
+            },
+        )
+    )
     return result
 
 
@@ -173,24 +241,46 @@ def _epoch_order(spec: TrainSpec, epoch: int, train_rows: np.ndarray) -> tuple[n
 
 
 def _evaluate(forward, batches: _Batches, rows: np.ndarray, dataset: PreparedDataset):
-    logits = [forward(tf.constant(batches.eval_batch(rows[i:i + EVAL_BATCH]))).numpy() for i in range(0, len(rows), EVAL_BATCH)]
+    logits = [
+        forward(tf.constant(batches.eval_batch(rows[i : i + EVAL_BATCH]))).numpy()
+        for i in range(0, len(rows), EVAL_BATCH)
+    ]
     logits = np.concatenate(logits) if logits else np.zeros((0, dataset.num_classes), np.float32)
     return evaluate_logits(logits, dataset.labels[rows], dataset.classes)
 
 
 def _trained_weights(model, spec: TrainSpec) -> Weights:
     """Only the trained layers change, so only they are kept for the best epoch."""
-    return {name: tuple(np.asarray(v) for v in model.get_layer(name).get_weights()) for name in spec.train_layers}
+    return {
+        name: tuple(np.asarray(v) for v in model.get_layer(name).get_weights()) for name in spec.train_layers
+    }
 
 
 def _fresh_state() -> dict:
-    return {"epoch": 1, "step_in_epoch": 0, "global_step": 0, "loss_sum": 0.0, "correct_sum": 0.0, "seen": 0,
-            "best_epoch": None, "best_val_accuracy": None, "best_val_loss": None, "history": []}
+    return {
+        "epoch": 1,
+        "step_in_epoch": 0,
+        "global_step": 0,
+        "loss_sum": 0.0,
+        "correct_sum": 0.0,
+        "seen": 0,
+        "best_epoch": None,
+        "best_val_accuracy": None,
+        "best_val_loss": None,
+        "history": [],
+    }
 
 
 def _result(status: str, state: dict, stopped_early: bool = False) -> TrainResult:
-    return TrainResult(status, len(state["history"]), state["best_epoch"], state["best_val_accuracy"],
-                       state["best_val_loss"], stopped_early=stopped_early, history=list(state["history"]))
+    return TrainResult(
+        status,
+        len(state["history"]),
+        state["best_epoch"],
+        state["best_val_accuracy"],
+        state["best_val_loss"],
+        stopped_early=stopped_early,
+        history=list(state["history"]),
+    )
 
 
 def _write_epoch_summaries(writers, report: EpochReport, train_vars, grads, epoch: int) -> None:

@@ -72,7 +72,10 @@ def _read_export(path: Path) -> Weights:
     from model.export import read_export_weights
 
     try:
-        return {name: (np.asarray(k, np.float32), np.asarray(b, np.float32)) for name, (k, b) in read_export_weights(path).items()}
+        return {
+            name: (np.asarray(k, np.float32), np.asarray(b, np.float32))
+            for name, (k, b) in read_export_weights(path).items()
+        }
     except Exception as exc:
         raise WeightsError(f"cannot read the weights of export {path}: {exc}") from exc
 

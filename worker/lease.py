@@ -25,17 +25,33 @@ class JobLease:
         with self.sessions() as session, session.begin():
             taken = session.execute(
                 update(JobRow)
-                .where(JobRow.id == self.job_id, JobRow.status.in_(("queued", "running")),
-                       or_(JobRow.lease_expires.is_(None), JobRow.lease_expires < now, JobRow.lease_owner == WORKER_ID))
+                .where(
+                    JobRow.id == self.job_id,
+                    JobRow.status.in_(("queued", "running")),
+                    or_(
+                        JobRow.lease_expires.is_(None),
+                        JobRow.lease_expires < now,
+                        JobRow.lease_owner == WORKER_ID,
+                    ),
+                )
                 .values(status="running", lease_owner=WORKER_ID, lease_expires=now + self.ttl)
             ).rowcount
         return taken == 1
 
     def renew(self, session: Session) -> bool:
         """Extend the lease; False when it was lost (expired and taken by another worker)."""
-        return session.execute(update(JobRow).where(JobRow.id == self.job_id, JobRow.lease_owner == WORKER_ID)
-                               .values(lease_expires=time.time() + self.ttl)).rowcount == 1
+        return (
+            session.execute(
+                update(JobRow)
+                .where(JobRow.id == self.job_id, JobRow.lease_owner == WORKER_ID)
+                .values(lease_expires=time.time() + self.ttl)
+            ).rowcount
+            == 1
+        )
 
     def release(self, session: Session) -> None:
-        session.execute(update(JobRow).where(JobRow.id == self.job_id, JobRow.lease_owner == WORKER_ID)
-                        .values(lease_owner=None, lease_expires=None))
+        session.execute(
+            update(JobRow)
+            .where(JobRow.id == self.job_id, JobRow.lease_owner == WORKER_ID)
+            .values(lease_owner=None, lease_expires=None)
+        )

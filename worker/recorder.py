@@ -31,8 +31,14 @@ def insert_ignoring_duplicates(session: Session, table, rows: list[dict]) -> Non
 
 
 class JobRecorder(TrainingObserver):
-    def __init__(self, job_id: str, sessions: sessionmaker[Session], lease: JobLease,
-                 flush_seconds: float = 1.0, cancel_poll_seconds: float = 0.5):
+    def __init__(
+        self,
+        job_id: str,
+        sessions: sessionmaker[Session],
+        lease: JobLease,
+        flush_seconds: float = 1.0,
+        cancel_poll_seconds: float = 0.5,
+    ):
         self.job_id, self.sessions, self.lease = job_id, sessions, lease
         self.flush_seconds, self.cancel_poll_seconds = flush_seconds, cancel_poll_seconds
         self._lock = threading.Lock()
@@ -52,9 +58,13 @@ class JobRecorder(TrainingObserver):
     def on_start(self, info: RunInfo) -> None:
         self._total_steps = info.num_epochs * info.steps_per_epoch
         with self._lock:
-            self._progress.update(num_epochs=info.num_epochs, steps_per_epoch=info.steps_per_epoch,
-                                  step=info.resumed_from_step, phase="training",
-                                  fraction=info.resumed_from_step / max(self._total_steps, 1))
+            self._progress.update(
+                num_epochs=info.num_epochs,
+                steps_per_epoch=info.steps_per_epoch,
+                step=info.resumed_from_step,
+                phase="training",
+                fraction=info.resumed_from_step / max(self._total_steps, 1),
+            )
 
     def on_phase(self, phase: str, done: int, total: int) -> None:
         with self._lock:
@@ -64,26 +74,52 @@ class JobRecorder(TrainingObserver):
         now = time.monotonic()
         if self._last_step_at is not None:
             elapsed = now - self._last_step_at
-            self._seconds_per_step = elapsed if self._seconds_per_step is None else 0.8 * self._seconds_per_step + 0.2 * elapsed
+            self._seconds_per_step = (
+                elapsed if self._seconds_per_step is None else 0.8 * self._seconds_per_step + 0.2 * elapsed
+            )
         self._last_step_at = now
         remaining = max(self._total_steps - report.step, 0)
         with self._lock:
-            self._steps.append({"job_id": self.job_id, "step": report.step, "epoch": report.epoch, "loss": report.loss,
-                                "accuracy": report.accuracy, "images_per_second": report.images_per_second,
-                                "time": datetime.fromtimestamp(report.time, UTC)})
-            self._progress.update(epoch=report.epoch, step=report.step, step_in_epoch=report.step_in_epoch,
-                                  phase="training", fraction=report.step / max(self._total_steps, 1),
-                                  images_per_second=report.images_per_second,
-                                  eta_seconds=None if self._seconds_per_step is None else remaining * self._seconds_per_step)
+            self._steps.append(
+                {
+                    "job_id": self.job_id,
+                    "step": report.step,
+                    "epoch": report.epoch,
+                    "loss": report.loss,
+                    "accuracy": report.accuracy,
+                    "images_per_second": report.images_per_second,
+                    "time": datetime.fromtimestamp(report.time, UTC),
+                }
+            )
+            self._progress.update(
+                epoch=report.epoch,
+                step=report.step,
+                step_in_epoch=report.step_in_epoch,
+                phase="training",
+                fraction=report.step / max(self._total_steps, 1),
+                images_per_second=report.images_per_second,
+                eta_seconds=None if self._seconds_per_step is None else remaining * self._seconds_per_step,
+            )
 
     def on_epoch(self, report: EpochReport) -> None:
         with self._lock:
-            self._epochs.append({"job_id": self.job_id, "epoch": report.epoch, "loss": report.loss, "accuracy": report.accuracy,
-                                 "train_loss": report.train_loss, "train_accuracy": report.train_accuracy,
-                                 "per_class": report.per_class, "confusion_matrix": report.confusion_matrix,
-                                 "time": datetime.fromtimestamp(report.time, UTC)})
+            self._epochs.append(
+                {
+                    "job_id": self.job_id,
+                    "epoch": report.epoch,
+                    "loss": report.loss,
+                    "accuracy": report.accuracy,
+                    "train_loss": report.train_loss,
+                    "train_accuracy": report.train_accuracy,
+                    "per_class": report.per_class,
+                    "confusion_matrix": report.confusion_matrix,
+                    "time": datetime.fromtimestamp(report.time, UTC),
+                }
+            )
             if report.is_best:
-                self._progress.update(best={"epoch": report.epoch, "val_accuracy": report.accuracy, "val_loss": report.loss})
+                self._progress.update(
+                    best={"epoch": report.epoch, "val_accuracy": report.accuracy, "val_loss": report.loss}
+                )
         self._last_step_at = None  # validation time is not step time
 
     def should_stop(self) -> bool:
@@ -125,7 +161,11 @@ class JobRecorder(TrainingObserver):
                 insert_ignoring_duplicates(session, ValMetricRow, epochs)
                 values = {"progress": progress}
                 if best := progress.get("best"):
-                    values.update(best_epoch=best["epoch"], best_val_accuracy=best["val_accuracy"], best_val_loss=best["val_loss"])
+                    values.update(
+                        best_epoch=best["epoch"],
+                        best_val_accuracy=best["val_accuracy"],
+                        best_val_loss=best["val_loss"],
+                    )
                 session.execute(update(JobRow).where(JobRow.id == self.job_id).values(**values))
                 if not self.lease.renew(session):
                     log.error("job %s: lease lost to another worker; stopping here", self.job_id)
@@ -134,8 +174,12 @@ class JobRecorder(TrainingObserver):
                 self._read_cancel(session)
             return True
         except SQLAlchemyError as exc:
-            log.warning("job %s: database unavailable, keeping %d metric rows for later (%s)", self.job_id,
-                        len(steps) + len(epochs), exc.__class__.__name__)
+            log.warning(
+                "job %s: database unavailable, keeping %d metric rows for later (%s)",
+                self.job_id,
+                len(steps) + len(epochs),
+                exc.__class__.__name__,
+            )
             with self._lock:
                 self._steps, self._epochs = steps + self._steps, epochs + self._epochs
             return False

@@ -37,13 +37,21 @@ def run_job(job_id: str, settings: Settings, sessions: sessionmaker[Session] | N
         row.started_at = row.started_at or utcnow()
         row.attempts += 1
         spec, dataset_id = engine_spec(row, storage), row.dataset_id
-    recorder = JobRecorder(job_id, sessions, lease, settings.metrics_flush_seconds, settings.cancel_poll_seconds)
+    recorder = JobRecorder(
+        job_id, sessions, lease, settings.metrics_flush_seconds, settings.cancel_poll_seconds
+    )
     _active[job_id] = recorder
     outcome, error, result = "failed", None, None
     try:
         dataset = PreparedDataset(storage.dataset_dir(dataset_id))
-        result = train(spec, dataset, storage.run_dir(job_id), imagenet_weights=settings.weights_path,
-                       cache_dir=storage.feature_cache_dir, observer=recorder)
+        result = train(
+            spec,
+            dataset,
+            storage.run_dir(job_id),
+            imagenet_weights=settings.weights_path,
+            cache_dir=storage.feature_cache_dir,
+            observer=recorder,
+        )
         outcome = result.status
     except Exception as exc:  # noqa: BLE001 - every failure becomes a readable message on the row
         error = describe_failure(exc)
@@ -62,7 +70,11 @@ def run_job(job_id: str, settings: Settings, sessions: sessionmaker[Session] | N
         else:
             row.status, row.error, row.finished_at = outcome, error, utcnow()
         if result is not None and outcome == "succeeded":
-            row.best_epoch, row.best_val_accuracy, row.best_val_loss = result.best_epoch, result.best_val_accuracy, result.best_val_loss
+            row.best_epoch, row.best_val_accuracy, row.best_val_loss = (
+                result.best_epoch,
+                result.best_val_accuracy,
+                result.best_val_loss,
+            )
             if result.test:
                 row.test_accuracy, row.test_loss = result.test.accuracy, result.test.loss
             row.progress = {**recorder.progress, "fraction": 1.0, "eta_seconds": 0.0, "phase": "done"}
@@ -86,7 +98,9 @@ def describe_failure(exc: Exception) -> str:
         if exc.errno == 28:
             return "the disk is full: free space in the data folder, then resume the job"
         if exc.errno in (13, 30):
-            return f"the data folder is not writable ({exc.filename}): fix its permissions, then resume the job"
+            return (
+                f"the data folder is not writable ({exc.filename}): fix its permissions, then resume the job"
+            )
         return f"file error: {exc.strerror or exc} ({exc.filename})"
     return f"internal error ({exc.__class__.__name__}): {exc}; see the worker log"
 

@@ -30,22 +30,40 @@ async def save_upload(upload: UploadFile, folder) -> str:
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=DatasetPublic, responses=ERRORS)
 async def create_dataset(
-    session: SessionDep, storage: StorageDep, owner: OwnerDep,
-    file: Annotated[UploadFile, File(description="A ZIP: one folder per class, train/ val/ [test/] folders, or a `path label` index")],
+    session: SessionDep,
+    storage: StorageDep,
+    owner: OwnerDep,
+    file: Annotated[
+        UploadFile,
+        File(description="A ZIP: one folder per class, train/ val/ [test/] folders, or a `path label` index"),
+    ],
     name: Annotated[str | None, Form(max_length=255)] = None,
     val_fraction: Annotated[float, Form(ge=0.01, lt=1.0)] = 0.15,
     test_fraction: Annotated[float, Form(ge=0.0, lt=1.0)] = 0.15,
     seed: Annotated[int, Form(ge=0, le=2**31 - 1)] = 0,
 ):
-    """Upload a dataset. It is decoded into the array store by a worker: `status` goes preparing → ready | failed."""
+    """Upload a dataset. A worker decodes it into the array store.
+
+    `status` goes preparing → ready | failed.
+    """
     if val_fraction + test_fraction >= 1.0:
-        raise InvalidDataset(f"val_fraction + test_fraction must be below 1; got {val_fraction + test_fraction}")
+        raise InvalidDataset(
+            f"val_fraction + test_fraction must be below 1; got {val_fraction + test_fraction}"
+        )
     path = await save_upload(file, storage.tmp_dir)
     try:
         if os.path.getsize(path) == 0:
             raise InvalidDataset("the uploaded file is empty")
-        row = service.register_upload(session, storage, path, owner=owner, name=name or file.filename or "dataset",
-                                      val_fraction=val_fraction, test_fraction=test_fraction, seed=seed)
+        row = service.register_upload(
+            session,
+            storage,
+            path,
+            owner=owner,
+            name=name or file.filename or "dataset",
+            val_fraction=val_fraction,
+            test_fraction=test_fraction,
+            seed=seed,
+        )
         session.commit()
     finally:
         if os.path.exists(path):
@@ -55,8 +73,12 @@ async def create_dataset(
 
 
 @router.get("", response_model=DatasetsPublic)
-def list_datasets(session: SessionDep, owner: OwnerDep, offset: Annotated[int, Query(ge=0)] = 0,
-                  limit: Annotated[int, Query(ge=1, le=500)] = 100):
+def list_datasets(
+    session: SessionDep,
+    owner: OwnerDep,
+    offset: Annotated[int, Query(ge=0)] = 0,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+):
     rows, count = service.list_datasets(session, owner, offset, limit)
     return DatasetsPublic(data=[DatasetPublic.model_validate(r) for r in rows], count=count)
 

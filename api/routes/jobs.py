@@ -37,9 +37,15 @@ def create_job(body: JobCreate, session: SessionDep, settings: SettingsDep, owne
 
 
 @router.get("", response_model=JobsPublic)
-def list_jobs(session: SessionDep, owner: OwnerDep,
-              status: Annotated[Literal["queued", "running", "succeeded", "failed", "cancelled"] | None, Query()] = None,
-              offset: Annotated[int, Query(ge=0)] = 0, limit: Annotated[int, Query(ge=1, le=500)] = 50):
+def list_jobs(
+    session: SessionDep,
+    owner: OwnerDep,
+    status: Annotated[
+        Literal["queued", "running", "succeeded", "failed", "cancelled"] | None, Query()
+    ] = None,
+    offset: Annotated[int, Query(ge=0)] = 0,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+):
     """Newest first."""
     rows, count = service.list_jobs(session, owner, status, offset, limit)
     return JobsPublic(data=[JobPublic.from_row(r) for r in rows], count=count)
@@ -51,17 +57,33 @@ def get_job(job_id: str, session: SessionDep, owner: OwnerDep):
 
 
 def read_metrics(session, job_id: str, after_step: int, after_epoch: int) -> MetricsPublic:
-    train = session.scalars(select(TrainMetricRow).where(TrainMetricRow.job_id == job_id, TrainMetricRow.step > after_step)
-                            .order_by(TrainMetricRow.step)).all()
-    val = session.scalars(select(ValMetricRow).where(ValMetricRow.job_id == job_id, ValMetricRow.epoch > after_epoch)
-                          .order_by(ValMetricRow.epoch)).all()
-    return MetricsPublic(train=[TrainPoint.model_validate(r) for r in train], val=[ValPoint.model_validate(r) for r in val])
+    train = session.scalars(
+        select(TrainMetricRow)
+        .where(TrainMetricRow.job_id == job_id, TrainMetricRow.step > after_step)
+        .order_by(TrainMetricRow.step)
+    ).all()
+    val = session.scalars(
+        select(ValMetricRow)
+        .where(ValMetricRow.job_id == job_id, ValMetricRow.epoch > after_epoch)
+        .order_by(ValMetricRow.epoch)
+    ).all()
+    return MetricsPublic(
+        train=[TrainPoint.model_validate(r) for r in train], val=[ValPoint.model_validate(r) for r in val]
+    )
 
 
 @router.get("/{job_id}/metrics", response_model=MetricsPublic, responses=ERRORS)
-def get_metrics(job_id: str, session: SessionDep, owner: OwnerDep,
-                after_step: Annotated[int, Query(ge=0, le=2**62)] = 0, after_epoch: Annotated[int, Query(ge=0, le=2**62)] = 0):
-    """The curves: train points per step, validation per epoch. `after_step`/`after_epoch` return only newer points."""
+def get_metrics(
+    job_id: str,
+    session: SessionDep,
+    owner: OwnerDep,
+    after_step: Annotated[int, Query(ge=0, le=2**62)] = 0,
+    after_epoch: Annotated[int, Query(ge=0, le=2**62)] = 0,
+):
+    """The curves: train points per step, validation per epoch.
+
+    `after_step`/`after_epoch` return only newer points.
+    """
     service.get_job(session, job_id, owner)
     return read_metrics(session, job_id, after_step, after_epoch)
 
@@ -106,7 +128,9 @@ def cancel_job(job_id: str, session: SessionDep, owner: OwnerDep):
     return JobPublic.from_row(service.cancel_job(session, job_id, owner))
 
 
-@router.post("/{job_id}/resume", status_code=status.HTTP_202_ACCEPTED, response_model=JobPublic, responses=ERRORS)
+@router.post(
+    "/{job_id}/resume", status_code=status.HTTP_202_ACCEPTED, response_model=JobPublic, responses=ERRORS
+)
 def resume_job(job_id: str, session: SessionDep, owner: OwnerDep):
     """A cancelled or failed job continues from its last checkpoint, optimizer state included."""
     row = service.resume_job(session, job_id, owner)
@@ -128,8 +152,14 @@ def archive_response(folder: Path, name: str, background: BackgroundTasks, stora
     return FileResponse(path, media_type="application/zip", filename=f"{name}.zip")
 
 
-@router.get("/{job_id}/model", response_class=FileResponse, responses={200: {"content": {"application/zip": {}}}, **ERRORS})
-def download_model(job_id: str, session: SessionDep, storage: StorageDep, owner: OwnerDep, background: BackgroundTasks):
+@router.get(
+    "/{job_id}/model",
+    response_class=FileResponse,
+    responses={200: {"content": {"application/zip": {}}}, **ERRORS},
+)
+def download_model(
+    job_id: str, session: SessionDep, storage: StorageDep, owner: OwnerDep, background: BackgroundTasks
+):
     """The export (SavedModel, weights, label map, preprocessing, specs, metrics) as a ZIP."""
     row = service.get_job(session, job_id, owner)
     if row.status != "succeeded" or not storage.export_dir(job_id).is_dir():
@@ -137,8 +167,14 @@ def download_model(job_id: str, session: SessionDep, storage: StorageDep, owner:
     return archive_response(storage.export_dir(job_id), f"finetune-{job_id}", background, storage)
 
 
-@router.get("/{job_id}/tensorboard", response_class=FileResponse, responses={200: {"content": {"application/zip": {}}}, **ERRORS})
-def download_tensorboard(job_id: str, session: SessionDep, storage: StorageDep, owner: OwnerDep, background: BackgroundTasks):
+@router.get(
+    "/{job_id}/tensorboard",
+    response_class=FileResponse,
+    responses={200: {"content": {"application/zip": {}}}, **ERRORS},
+)
+def download_tensorboard(
+    job_id: str, session: SessionDep, storage: StorageDep, owner: OwnerDep, background: BackgroundTasks
+):
     """The TensorBoard event files so far, as a ZIP (`tensorboard --logdir` on the unpacked folder)."""
     service.get_job(session, job_id, owner)
     if not storage.tensorboard_dir(job_id).is_dir():

@@ -16,10 +16,18 @@ ERRORS = error_responses(400, 404, 409, 413, 415, 422)
 
 @router.post("/predict", response_model=PredictionsPublic, responses=ERRORS)
 async def predict(
-    request: Request, session: SessionDep, settings: SettingsDep, storage: StorageDep, owner: OwnerDep,
-    image: Annotated[list[UploadFile], File(description="One or more images (JPEG, PNG, BMP, GIF, WebP, TIFF)")],
+    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
+    storage: StorageDep,
+    owner: OwnerDep,
+    image: Annotated[
+        list[UploadFile], File(description="One or more images (JPEG, PNG, BMP, GIF, WebP, TIFF)")
+    ],
     job_id: Annotated[str | None, Form(max_length=64, description="A succeeded job")] = None,
-    model: Annotated[str | None, Form(max_length=64, description="`imagenet`: the pretrained 1000-class network")] = None,
+    model: Annotated[
+        str | None, Form(max_length=64, description="`imagenet`: the pretrained 1000-class network")
+    ] = None,
     top_k: Annotated[int, Form(ge=1, le=1000)] = 5,
 ):
     """Classify images with a finetuned job's export or the pretrained network; top-k per image."""
@@ -36,7 +44,10 @@ async def predict(
         key, folder = f"job:{job_id}", storage.export_dir(job_id)
     else:
         if not settings.weights_path.is_file():
-            raise WeightsNotInstalled(f"model 'imagenet' needs {settings.weights_path}; run `finetune download-weights --to {settings.weights_path}`")
+            raise WeightsNotInstalled(
+                f"model 'imagenet' needs {settings.weights_path}; "
+                f"run `finetune download-weights --to {settings.weights_path}`"
+            )
         key, folder = "imagenet", settings.weights_path
     session.close()  # free the connection before the (possibly slow) model work
     payloads = []
@@ -45,7 +56,9 @@ async def predict(
         if len(data) > settings.max_predict_bytes:
             raise PayloadTooLarge(f"image {position} is larger than {settings.max_predict_bytes} bytes")
         payloads.append(data)
-    predictions = await run_in_threadpool(_predict, request.app.state.predictors, key, folder, payloads, top_k)
+    predictions = await run_in_threadpool(
+        _predict, request.app.state.predictors, key, folder, payloads, top_k
+    )
     return PredictionsPublic(model=key, predictions=predictions)
 
 
@@ -53,7 +66,9 @@ def _predict(cache, key: str, folder, payloads: list[bytes], top_k: int):
     from model.export import imagenet_predictor, load_export
     from model.preprocess import ImageError
 
-    predictor = cache.get(key, lambda: imagenet_predictor(folder) if key == "imagenet" else load_export(folder))
+    predictor = cache.get(
+        key, lambda: imagenet_predictor(folder) if key == "imagenet" else load_export(folder)
+    )
     try:
         return predictor.predict(payloads, top_k=top_k)
     except ImageError as exc:

@@ -1,4 +1,5 @@
-"""Faults injected for real: kill -9, SIGTERM, a Redis flush, a short redelivery timeout, a PostgreSQL stop."""
+"""Faults injected for real: kill -9, SIGTERM, a Redis flush, a short redelivery timeout, and a
+PostgreSQL stop."""
 
 from __future__ import annotations
 
@@ -36,8 +37,13 @@ def uninterrupted_weights(service_env, dataset_id: str, spec: dict, tmp_path: Pa
     from model.weights import read_weights
 
     dataset = PreparedDataset(Path(service_env["FINETUNE_DATA_DIR"]) / "datasets" / dataset_id)
-    result = train(TrainSpec(**spec), dataset, tmp_path / "reference", imagenet_weights=service_env["FINETUNE_WEIGHTS_PATH"],
-                   cache_dir=tmp_path / "reference-cache")
+    result = train(
+        TrainSpec(**spec),
+        dataset,
+        tmp_path / "reference",
+        imagenet_weights=service_env["FINETUNE_WEIGHTS_PATH"],
+        cache_dir=tmp_path / "reference-cache",
+    )
     return read_weights(result.export_dir)
 
 
@@ -88,7 +94,10 @@ def test_redis_flush_loses_no_job(start_service, tmp_path):
     http = httpx.Client(base_url=service.url, timeout=60)
     dataset = upload_and_wait(http, tmp_path, per_class=10)
     running = http.post("/jobs", json={"dataset_id": dataset["id"], **LONG_JOB, "num_epochs": 3}).json()["id"]
-    queued = [http.post("/jobs", json={"dataset_id": dataset["id"], "num_epochs": 1, "seed": i}).json()["id"] for i in range(2)]
+    queued = [
+        http.post("/jobs", json={"dataset_id": dataset["id"], "num_epochs": 1, "seed": i}).json()["id"]
+        for i in range(2)
+    ]
     wait_for(lambda: job(http, running)["status"] == "running", timeout=120)
     redis.Redis.from_url(REDIS).flushdb()  # every queued message is gone
     for job_id in [running, *queued]:
@@ -104,12 +113,19 @@ def test_a_redelivered_message_never_runs_a_job_twice(start_service, tmp_path):
     job_id = http.post("/jobs", json={"dataset_id": dataset["id"], **LONG_JOB, "num_epochs": 4}).json()["id"]
     finished = wait_until_finished(http, job_id)
     assert finished["status"] == "succeeded" and finished["attempts"] == 1, service.logs()
-    skipped = sum(p.output().count(f"job {job_id}: not queued, or running under another worker's lease") for p in service.processes)
-    assert skipped >= 1, "the short visibility timeout should have redelivered the message:\n" + service.logs()
+    skipped = sum(
+        p.output().count(f"job {job_id}: not queued, or running under another worker's lease")
+        for p in service.processes
+    )
+    assert skipped >= 1, (
+        "the short visibility timeout should have redelivered the message:\n" + service.logs()
+    )
     assert steps_of(http, job_id) == list(range(1, 25))
 
 
-@pytest.mark.skipif(shutil.which("pg_ctlcluster") is None, reason="needs pg_ctlcluster to stop and start PostgreSQL")
+@pytest.mark.skipif(
+    shutil.which("pg_ctlcluster") is None, reason="needs pg_ctlcluster to stop and start PostgreSQL"
+)
 def test_postgres_stopped_mid_job(start_service, tmp_path):
     service = start_service()
     http = httpx.Client(base_url=service.url, timeout=60)

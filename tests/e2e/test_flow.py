@@ -22,7 +22,9 @@ def test_upload_train_follow_download_predict(running_service, tmp_path):
     dataset = upload_and_wait(http, tmp_path)
     assert dataset["classes"] == ["cat", "dog"] and dataset["splits"] == {"train": 12, "val": 4, "test": 4}
 
-    job = http.post("/jobs", json={"dataset_id": dataset["id"], "num_epochs": 3, "batch_size": 4, "learning_rate": 0.01}).json()
+    job = http.post(
+        "/jobs", json={"dataset_id": dataset["id"], "num_epochs": 3, "batch_size": 4, "learning_rate": 0.01}
+    ).json()
     events = follow_to_the_end(http, job["id"])
     kinds = [name for name, _ in events]
     assert kinds[-1] == "end" and events[-1][1]["status"] == "succeeded"
@@ -33,7 +35,11 @@ def test_upload_train_follow_download_predict(running_service, tmp_path):
     assert [data["epoch"] for name, data in events if name == "val"] == [1, 2, 3]
 
     finished = http.get(f"/jobs/{job['id']}").json()
-    assert finished["status"] == "succeeded" and finished["progress"]["fraction"] == 1.0 and finished["test"] is not None
+    assert (
+        finished["status"] == "succeeded"
+        and finished["progress"]["fraction"] == 1.0
+        and finished["test"] is not None
+    )
     metrics = http.get(f"/jobs/{job['id']}/metrics").json()
     assert [p["step"] for p in metrics["train"]] == list(range(1, 10)) and len(metrics["val"]) == 3
 
@@ -44,11 +50,16 @@ def test_upload_train_follow_download_predict(running_service, tmp_path):
     (export_root,) = list(export_dir.iterdir())
     assert json.loads((export_root / "labels.json").read_text()) == ["cat", "dog"]
     board = http.get(f"/jobs/{job['id']}/tensorboard")
-    assert board.status_code == 200 and any("events.out.tfevents" in n for n in zipfile.ZipFile(io.BytesIO(board.content)).namelist())
+    assert board.status_code == 200 and any(
+        "events.out.tfevents" in n for n in zipfile.ZipFile(io.BytesIO(board.content)).namelist()
+    )
 
     images = [make_image(0, 500), make_image(1, 501, fmt="PNG")]
-    served = http.post("/predict", files=[("image", (f"{i}.img", data)) for i, data in enumerate(images)],
-                       data={"job_id": job["id"], "top_k": "2"})
+    served = http.post(
+        "/predict",
+        files=[("image", (f"{i}.img", data)) for i, data in enumerate(images)],
+        data={"job_id": job["id"], "top_k": "2"},
+    )
     assert served.status_code == 200, served.text
     body = served.json()
     assert body["model"] == f"job:{job['id']}" and len(body["predictions"]) == 2
@@ -72,7 +83,9 @@ def test_the_same_flow_on_the_embedded_default(tmp_path, weights_file_for_servic
         job = http.post("/jobs", json={"dataset_id": dataset["id"], "num_epochs": 2, "batch_size": 6}).json()
         events = follow_to_the_end(http, job["id"])
         assert events[-1][1]["status"] == "succeeded", up.output()[-3000:]
-        served = http.post("/predict", files={"image": ("cat.jpg", make_image(0, 7))}, data={"job_id": job["id"]})
+        served = http.post(
+            "/predict", files={"image": ("cat.jpg", make_image(0, 7))}, data={"job_id": job["id"]}
+        )
         assert served.status_code == 200 and served.json()["predictions"][0][0]["label"] in ("cat", "dog")
         assert (data_dir / "finetune.db").is_file() and (data_dir / "broker").is_dir()
     finally:

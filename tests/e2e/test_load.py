@@ -20,10 +20,15 @@ def test_sixteen_clients_predict_while_a_job_trains(start_service, tmp_path):
     service = start_service()
     http = httpx.Client(base_url=service.url, timeout=60)
     dataset = upload_and_wait(http, tmp_path, per_class=10)
-    job_id = http.post("/jobs", json={"dataset_id": dataset["id"], "num_epochs": 1000, "batch_size": 2}).json()["id"]
+    job_id = http.post(
+        "/jobs", json={"dataset_id": dataset["id"], "num_epochs": 1000, "batch_size": 2}
+    ).json()["id"]
     wait_for(lambda: len(http.get(f"/jobs/{job_id}/metrics").json()["train"]) >= 2, timeout=180)
     image = make_image(0, 3)
-    assert http.post("/predict", files={"image": ("a.jpg", image)}, data={"model": "imagenet"}).status_code == 200
+    assert (
+        http.post("/predict", files={"image": ("a.jpg", image)}, data={"model": "imagenet"}).status_code
+        == 200
+    )
     steps_before = http.get(f"/jobs/{job_id}").json()["progress"]["step"]
     deadline = time.monotonic() + LOAD_SECONDS
 
@@ -32,7 +37,11 @@ def test_sixteen_clients_predict_while_a_job_trains(start_service, tmp_path):
         with httpx.Client(base_url=service.url, timeout=60) as client:
             while time.monotonic() < deadline:
                 try:
-                    response = client.post("/predict", files={"image": ("a.jpg", image)}, data={"model": "imagenet", "top_k": "3"})
+                    response = client.post(
+                        "/predict",
+                        files={"image": ("a.jpg", image)},
+                        data={"model": "imagenet", "top_k": "3"},
+                    )
                     if response.status_code == 200:
                         ok += 1
                     else:
@@ -46,8 +55,10 @@ def test_sixteen_clients_predict_while_a_job_trains(start_service, tmp_path):
     served = sum(ok for ok, _ in results)
     failures = [f for _, fs in results for f in fs]
     during = http.get(f"/jobs/{job_id}").json()
-    print(f"\nload: {served} predictions in {LOAD_SECONDS:.0f} s from 16 clients, {len(failures)} errors; "
-          f"training went from step {steps_before} to {during['progress']['step']}")
+    print(
+        f"\nload: {served} predictions in {LOAD_SECONDS:.0f} s from 16 clients, {len(failures)} errors; "
+        f"training went from step {steps_before} to {during['progress']['step']}"
+    )
     assert failures == [] and served > 0
     assert during["status"] == "running" and during["progress"]["step"] > steps_before
     assert http.post(f"/jobs/{job_id}/cancel").status_code == 200
@@ -58,9 +69,17 @@ def test_twenty_jobs_run_in_submission_order_each_once(start_service, tmp_path):
     service = start_service()
     http = httpx.Client(base_url=service.url, timeout=60)
     dataset = upload_and_wait(http, tmp_path, per_class=6)
-    ids = [http.post("/jobs", json={"dataset_id": dataset["id"], "num_epochs": 1, "batch_size": 8, "seed": i}).json()["id"]
-           for i in range(20)]
-    wait_for(lambda: all(http.get(f"/jobs/{i}").json()["status"] in ("succeeded", "failed") for i in ids), timeout=900, interval=2)
+    ids = [
+        http.post(
+            "/jobs", json={"dataset_id": dataset["id"], "num_epochs": 1, "batch_size": 8, "seed": i}
+        ).json()["id"]
+        for i in range(20)
+    ]
+    wait_for(
+        lambda: all(http.get(f"/jobs/{i}").json()["status"] in ("succeeded", "failed") for i in ids),
+        timeout=900,
+        interval=2,
+    )
     jobs = [http.get(f"/jobs/{i}").json() for i in ids]
     assert [j["status"] for j in jobs] == ["succeeded"] * 20, service.logs()
     assert [j["attempts"] for j in jobs] == [1] * 20

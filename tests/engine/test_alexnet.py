@@ -12,9 +12,14 @@ def test_layers_are_named_and_shaped_like_bvlc_alexnet():
     model = build_alexnet(num_classes=7)
     shapes = {name: [tuple(w.shape) for w in model.get_layer(name).weights] for name in WEIGHT_LAYERS}
     assert shapes == {
-        "conv1": [(11, 11, 3, 96), (96,)], "conv2": [(5, 5, 48, 256), (256,)], "conv3": [(3, 3, 256, 384), (384,)],
-        "conv4": [(3, 3, 192, 384), (384,)], "conv5": [(3, 3, 192, 256), (256,)], "fc6": [(9216, 4096), (4096,)],
-        "fc7": [(4096, 4096), (4096,)], "fc8": [(4096, 7), (7,)],
+        "conv1": [(11, 11, 3, 96), (96,)],
+        "conv2": [(5, 5, 48, 256), (256,)],
+        "conv3": [(3, 3, 256, 384), (384,)],
+        "conv4": [(3, 3, 192, 384), (384,)],
+        "conv5": [(3, 3, 192, 256), (256,)],
+        "fc6": [(9216, 4096), (4096,)],
+        "fc7": [(4096, 4096), (4096,)],
+        "fc8": [(4096, 7), (7,)],
     }
     assert model.input_shape == (None, 227, 227, 3)
     assert model.get_layer("pool5").output.shape[1:] == (6, 6, 256)
@@ -22,10 +27,15 @@ def test_layers_are_named_and_shaped_like_bvlc_alexnet():
     assert (lrn.depth_radius, lrn.alpha, lrn.beta, lrn.bias) == (2, 2e-05, 0.75, 1.0)
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    ({"num_classes": 1}, "num_classes"), ({"num_classes": 2.5}, "num_classes"),
-    ({"dropout_rate": 1.0}, "dropout_rate"), ({"dropout_rate": -0.1}, "dropout_rate"),
-])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"num_classes": 1}, "num_classes"),
+        ({"num_classes": 2.5}, "num_classes"),
+        ({"dropout_rate": 1.0}, "dropout_rate"),
+        ({"dropout_rate": -0.1}, "dropout_rate"),
+    ],
+)
 def test_bad_arguments_are_refused_up_front(kwargs, message):
     with pytest.raises(ValueError, match=message):
         build_alexnet(**kwargs)

@@ -59,7 +59,9 @@ def test_text_index_with_spaces_in_paths(tmp_path):
     dataset = prepare_dataset(path, tmp_path / "out")
     assert dataset.classes == ["0", "1"]
     assert dataset.manifest["splits"] == {"train": 8, "val": 4, "test": 0}
-    assert dataset.manifest["rejected"] == [{"path": "images/missing.jpg", "reason": "listed in val.txt but not in the ZIP"}]
+    assert dataset.manifest["rejected"] == [
+        {"path": "images/missing.jpg", "reason": "listed in val.txt but not in the ZIP"}
+    ]
 
 
 def test_local_text_index_like_the_original_script(tmp_path):
@@ -71,8 +73,11 @@ def test_local_text_index_like_the_original_script(tmp_path):
 
 
 def test_unreadable_images_are_listed_not_fatal(tmp_path):
-    archive = class_folder_zip(tmp_path / "d.zip", per_class=6, extra={
-        "cat/broken.jpg": b"\xff\xd8\xff garbage", "dog/empty.png": b"", "dog/inner.zip": b"PK"})
+    archive = class_folder_zip(
+        tmp_path / "d.zip",
+        per_class=6,
+        extra={"cat/broken.jpg": b"\xff\xd8\xff garbage", "dog/empty.png": b"", "dog/inner.zip": b"PK"},
+    )
     dataset = prepare_dataset(archive, tmp_path / "out", SplitFractions(0.2, 0.0))
     reasons = {item["path"]: item["reason"] for item in dataset.manifest["rejected"]}
     assert set(reasons) == {"cat/broken.jpg", "dog/empty.png", "dog/inner.zip"}
@@ -87,13 +92,16 @@ def test_too_few_images_for_the_split_is_a_clear_error(tmp_path):
     assert not (tmp_path / "out").exists() and not (tmp_path / "out.partial").exists()
 
 
-@pytest.mark.parametrize("members, message", [
-    ({"cat/a.jpg": make_image(0, 1)}, "at least 2 classes"),
-    ({}, "empty"),
-    ({"../evil/a.jpg": b"x", "cat/a.jpg": b"y"}, "unsafe path"),
-    ({"/abs/a.jpg": b"x"}, "unsafe path"),
-    ({"C:/win/a.jpg": b"x"}, "unsafe path"),
-])
+@pytest.mark.parametrize(
+    "members, message",
+    [
+        ({"cat/a.jpg": make_image(0, 1)}, "at least 2 classes"),
+        ({}, "empty"),
+        ({"../evil/a.jpg": b"x", "cat/a.jpg": b"y"}, "unsafe path"),
+        ({"/abs/a.jpg": b"x"}, "unsafe path"),
+        ({"C:/win/a.jpg": b"x"}, "unsafe path"),
+    ],
+)
 def test_unusable_zips_are_refused(tmp_path, members, message):
     path = tmp_path / "bad.zip"
     with zipfile.ZipFile(path, "w") as archive:
@@ -107,7 +115,7 @@ def test_symlink_members_are_refused(tmp_path):
     path = tmp_path / "link.zip"
     with zipfile.ZipFile(path, "w") as archive:
         info = zipfile.ZipInfo("cat/link.jpg")
-        info.external_attr = (0o120777 << 16)
+        info.external_attr = 0o120777 << 16
         archive.writestr(info, "/etc/passwd")
     with pytest.raises(DatasetError, match="symbolic link"):
         prepare_dataset(path, tmp_path / "out")
@@ -120,7 +128,11 @@ def test_zip_bomb_ratio_is_refused_before_extraction(tmp_path):
     with pytest.raises(DatasetError, match="compressed more than"):
         prepare_dataset(path, tmp_path / "out")
     with pytest.raises(DatasetError, match="members"):
-        prepare_dataset(class_folder_zip(tmp_path / "many.zip", per_class=3), tmp_path / "o2", limits=ArchiveLimits(max_members=4))
+        prepare_dataset(
+            class_folder_zip(tmp_path / "many.zip", per_class=3),
+            tmp_path / "o2",
+            limits=ArchiveLimits(max_members=4),
+        )
 
 
 def test_not_a_zip(tmp_path):
@@ -138,7 +150,9 @@ def test_store_reopens_memory_mapped(tmp_path):
 
 
 def test_a_class_without_readable_images_is_named(tmp_path):
-    archive = class_folder_zip(tmp_path / "d.zip", per_class=5, extra={"bird/readme.txt": b"no pictures here"})
+    archive = class_folder_zip(
+        tmp_path / "d.zip", per_class=5, extra={"bird/readme.txt": b"no pictures here"}
+    )
     with pytest.raises(DatasetError, match="class folder.*bird.*no readable images"):
         prepare_dataset(archive, tmp_path / "out", SplitFractions(0.2, 0.2))
     path = tmp_path / "emptydir.zip"

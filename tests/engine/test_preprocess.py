@@ -65,10 +65,14 @@ def test_center_crop_keeps_the_middle():
     assert 60 < squashed.mean() < 110
 
 
-@pytest.mark.parametrize("data, reason", [
-    (b"", "empty"), (b"hello world, not an image", "not an image"),
-    (encode(RED, "PNG")[:60], "truncated|not a readable|not an image"),
-])
+@pytest.mark.parametrize(
+    "data, reason",
+    [
+        (b"", "empty"),
+        (b"hello world, not an image", "not an image"),
+        (encode(RED, "PNG")[:60], "truncated|not a readable|not an image"),
+    ],
+)
 def test_broken_files_raise_image_error(data, reason):
     with pytest.raises(ImageError, match=reason):
         load_image(data, SPEC)

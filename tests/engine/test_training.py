@@ -44,11 +44,15 @@ def exported(run_dir):
 
 def test_only_the_trained_layers_change_and_no_image_is_dropped(dataset, weights_file, tmp_path):
     recorder = Recorder()
-    result = train(TrainSpec(**FAST), dataset, tmp_path / "run", imagenet_weights=weights_file, observer=recorder)
+    result = train(
+        TrainSpec(**FAST), dataset, tmp_path / "run", imagenet_weights=weights_file, observer=recorder
+    )
     assert result.status == "succeeded" and result.epochs_completed == 2
     start, end = read_weights(weights_file), exported(tmp_path / "run")
     for name in ("conv1", "conv2", "conv3", "conv4", "conv5", "fc6"):
-        assert np.array_equal(start[name][0], end[name][0]) and np.array_equal(start[name][1], end[name][1]), name
+        assert np.array_equal(start[name][0], end[name][0]) and np.array_equal(
+            start[name][1], end[name][1]
+        ), name
     assert not np.array_equal(start["fc7"][0], end["fc7"][0])
     assert end["fc8"][0].shape == (4096, 2)
     # 18 training images in batches of 8: the last batch of 2 trains too, and all 4 val images count
@@ -81,13 +85,34 @@ def test_reinit_is_separate_from_training(dataset, weights_file, tmp_path):
 def test_cancel_then_resume_equals_an_uninterrupted_run(dataset, weights_file, tmp_path):
     spec = TrainSpec(**{**FAST, "num_epochs": 3}, optimizer="momentum")
     whole = Recorder()
-    train(spec, dataset, tmp_path / "whole", imagenet_weights=weights_file, cache_dir=tmp_path / "cache", observer=whole)
+    train(
+        spec,
+        dataset,
+        tmp_path / "whole",
+        imagenet_weights=weights_file,
+        cache_dir=tmp_path / "cache",
+        observer=whole,
+    )
 
     first = Recorder(stop_at_step=4)  # stops in the middle of epoch 2
-    result = train(spec, dataset, tmp_path / "split", imagenet_weights=weights_file, cache_dir=tmp_path / "cache", observer=first)
+    result = train(
+        spec,
+        dataset,
+        tmp_path / "split",
+        imagenet_weights=weights_file,
+        cache_dir=tmp_path / "cache",
+        observer=first,
+    )
     assert result.status == "cancelled" and len(first.steps) == 4
     second = Recorder()
-    result = train(spec, dataset, tmp_path / "split", imagenet_weights=weights_file, cache_dir=tmp_path / "cache", observer=second)
+    result = train(
+        spec,
+        dataset,
+        tmp_path / "split",
+        imagenet_weights=weights_file,
+        cache_dir=tmp_path / "cache",
+        observer=second,
+    )
     assert result.status == "succeeded" and second.info.resumed_from_step == 4
     assert [s.step for s in second.steps] == [5, 6, 7, 8, 9]
     losses = [s.loss for s in first.steps + second.steps]
@@ -102,7 +127,13 @@ def test_second_job_on_the_same_data_reuses_the_feature_cache(dataset, weights_f
     first, second = Recorder(), Recorder()
     shared = dict(imagenet_weights=weights_file, cache_dir=tmp_path / "cache")
     train(TrainSpec(num_epochs=1, batch_size=8), dataset, tmp_path / "a", observer=first, **shared)
-    train(TrainSpec(num_epochs=1, batch_size=8, learning_rate=0.1), dataset, tmp_path / "b", observer=second, **shared)
+    train(
+        TrainSpec(num_epochs=1, batch_size=8, learning_rate=0.1),
+        dataset,
+        tmp_path / "b",
+        observer=second,
+        **shared,
+    )
     assert first.phases and not second.phases
 
 
@@ -138,10 +169,17 @@ def test_export_predicts_exactly_as_trained_and_loads_without_this_package(datas
     for ranked, expected in zip(from_arrays, probabilities):
         assert ranked[0]["class_index"] == int(expected.argmax())
         assert ranked[0]["probability"] == pytest.approx(float(expected.max()), abs=1e-5)
-    code = ("import sys, tensorflow as tf; m = tf.saved_model.load(sys.argv[1]); "
-            "p = m.serve(tf.zeros([3, 227, 227, 3], tf.uint8)).numpy(); "
-            "assert p.shape == (3, 2) and abs(p.sum() - 3) < 1e-4; assert 'model' not in sys.modules; print('ok')")
-    out = subprocess.run([sys.executable, "-c", code, str(export_dir / "saved_model")], capture_output=True, text=True, cwd=tmp_path)
+    code = (
+        "import sys, tensorflow as tf; m = tf.saved_model.load(sys.argv[1]); "
+        "p = m.serve(tf.zeros([3, 227, 227, 3], tf.uint8)).numpy(); "
+        "assert p.shape == (3, 2) and abs(p.sum() - 3) < 1e-4; assert 'model' not in sys.modules; print('ok')"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(export_dir / "saved_model")],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
     assert out.stdout.strip() == "ok", out.stderr[-2000:]
     for name in ("labels.json", "preprocess.json", "train_spec.json", "metrics.json"):
         assert (export_dir / name).is_file()
@@ -160,7 +198,13 @@ def test_tensorboard_events_hold_scalars_and_histograms(dataset, weights_file, t
 
 def test_continue_from_an_earlier_export(dataset, weights_file, tmp_path):
     train(TrainSpec(num_epochs=1, batch_size=8), dataset, tmp_path / "first", imagenet_weights=weights_file)
-    spec = TrainSpec(weights=str(tmp_path / "first" / "export"), reinit_layers=[], train_layers=["fc8"], num_epochs=1, batch_size=8)
+    spec = TrainSpec(
+        weights=str(tmp_path / "first" / "export"),
+        reinit_layers=[],
+        train_layers=["fc8"],
+        num_epochs=1,
+        batch_size=8,
+    )
     train(spec, dataset, tmp_path / "second")
     first, second = exported(tmp_path / "first"), exported(tmp_path / "second")
     assert np.array_equal(first["fc7"][0], second["fc7"][0])

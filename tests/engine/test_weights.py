@@ -14,7 +14,9 @@ def test_generated_file_has_the_bvlc_layout(weights_file):
 
 def test_caffe_to_tensorflow_layout_is_read_too(tmp_path):
     path = tmp_path / "dict_layout.npy"
-    np.save(path, {"fc8": {"weights": np.zeros((4096, 1000), np.float32), "biases": np.zeros(1000, np.float32)}})
+    np.save(
+        path, {"fc8": {"weights": np.zeros((4096, 1000), np.float32), "biases": np.zeros(1000, np.float32)}}
+    )
     weights = read_weights(path)
     assert weights["fc8"][0].shape == (4096, 1000)
 

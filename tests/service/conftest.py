@@ -19,7 +19,9 @@ REDIS = os.environ.get("FINETUNE_TEST_REDIS", "redis://127.0.0.1:6379/11")
 
 
 def admin_connection():
-    return psycopg.connect(POSTGRES.replace("postgresql+psycopg", "postgresql") + "/postgres", autocommit=True)
+    return psycopg.connect(
+        POSTGRES.replace("postgresql+psycopg", "postgresql") + "/postgres", autocommit=True
+    )
 
 
 def create_database() -> str:

@@ -30,7 +30,10 @@ def test_upload_is_enqueued_then_prepared(client, tmp_path):
     dataset = upload_dataset(client, tmp_path, per_class=8, name="pets")
     assert dataset["status"] == "preparing" and dataset["name"] == "pets"
     message = json.loads(redis.Redis.from_url(REDIS).lpop("prepare"))
-    assert message["headers"]["task"] == "worker.tasks.prepare_dataset" and message["headers"]["argsrepr"] == f"['{dataset['id']}']"
+    assert (
+        message["headers"]["task"] == "worker.tasks.prepare_dataset"
+        and message["headers"]["argsrepr"] == f"['{dataset['id']}']"
+    )
     prepare_now(dataset["id"])
     ready = client.get(f"/datasets/{dataset['id']}").json()
     assert ready["status"] == "ready" and ready["classes"] == ["cat", "dog"] and ready["num_images"] == 16
@@ -51,10 +54,24 @@ def test_unusable_dataset_fails_with_the_reason(client, tmp_path):
 
 def test_bad_upload_forms(client):
     assert_error(client.post("/datasets"), 422, "ValidationError", "file")
-    assert_error(client.post("/datasets", files={"file": ("x.zip", b"", "application/zip")}), 422, "InvalidDataset", "empty")
-    response = client.post("/datasets", files={"file": ("x.zip", b"PK", "application/zip")}, data={"val_fraction": "0.6", "test_fraction": "0.5"})
+    assert_error(
+        client.post("/datasets", files={"file": ("x.zip", b"", "application/zip")}),
+        422,
+        "InvalidDataset",
+        "empty",
+    )
+    response = client.post(
+        "/datasets",
+        files={"file": ("x.zip", b"PK", "application/zip")},
+        data={"val_fraction": "0.6", "test_fraction": "0.5"},
+    )
     assert_error(response, 422, "InvalidDataset", "below 1")
-    assert_error(client.post("/datasets", files={"file": ("x.zip", b"PK")}, data={"val_fraction": "nan"}), 422, "ValidationError", "val_fraction")
+    assert_error(
+        client.post("/datasets", files={"file": ("x.zip", b"PK")}, data={"val_fraction": "nan"}),
+        422,
+        "ValidationError",
+        "val_fraction",
+    )
 
 
 def test_upload_over_the_limit_is_413(service_env, clean_tables, monkeypatch):
@@ -78,13 +95,19 @@ def test_job_lifecycle_without_a_worker(client, tmp_path):
     created = client.post("/jobs", json={"dataset_id": dataset["id"], "num_epochs": 2, "learning_rate": 0.01})
     assert created.status_code == 202, created.text
     job = created.json()
-    assert job["status"] == "queued" and job["spec"]["num_epochs"] == 2 and job["spec"]["train_layers"] == ["fc7", "fc8"]
+    assert (
+        job["status"] == "queued"
+        and job["spec"]["num_epochs"] == 2
+        and job["spec"]["train_layers"] == ["fc7", "fc8"]
+    )
     assert job["progress"]["fraction"] == 0 and job["best"] is None and job["test"] is None
     assert client.get(f"/jobs/{job['id']}").json()["id"] == job["id"]
     assert_error(client.delete(f"/datasets/{dataset['id']}"), 409, "DatasetInUse")
     cancelled = client.post(f"/jobs/{job['id']}/cancel").json()
     assert cancelled["status"] == "cancelled" and cancelled["finished_at"]
-    assert client.post(f"/jobs/{job['id']}/cancel").json()["status"] == "cancelled"  # cancelling twice is harmless
+    assert (
+        client.post(f"/jobs/{job['id']}/cancel").json()["status"] == "cancelled"
+    )  # cancelling twice is harmless
     resumed = client.post(f"/jobs/{job['id']}/resume")
     assert resumed.status_code == 202 and resumed.json()["status"] == "queued"
     assert_error(client.post(f"/jobs/{job['id']}/resume"), 409, "JobStateConflict", "queued")
@@ -106,20 +129,37 @@ def test_jobs_are_listed_newest_first_with_filter_and_pages(client, tmp_path):
     assert_error(client.get("/jobs", params={"status": "sleeping"}), 422, "ValidationError", "status")
 
 
-@pytest.mark.parametrize("field, value, fragment", [
-    ("learning_rate", 0, "learning_rate"), ("learning_rate", -1, "learning_rate"), ("learning_rate", 1e9, "learning_rate"),
-    ("num_epochs", 0, "num_epochs"), ("num_epochs", 100000, "num_epochs"), ("batch_size", 0, "batch_size"),
-    ("batch_size", 10**6, "batch_size"), ("train_layers", [], "train_layers"), ("train_layers", ["fc9"], "train_layers"),
-    ("dropout_rate", 1.0, "dropout_rate"), ("dropout_rate", -0.5, "dropout_rate"), ("optimizer", "rmsprop", "optimizer"),
-    ("weights", "/etc/passwd", "weights"), ("unknown_option", 1, "unknown_option"), ("train_layers", ["fc8", "fc8"], "twice"),
-])
+@pytest.mark.parametrize(
+    "field, value, fragment",
+    [
+        ("learning_rate", 0, "learning_rate"),
+        ("learning_rate", -1, "learning_rate"),
+        ("learning_rate", 1e9, "learning_rate"),
+        ("num_epochs", 0, "num_epochs"),
+        ("num_epochs", 100000, "num_epochs"),
+        ("batch_size", 0, "batch_size"),
+        ("batch_size", 10**6, "batch_size"),
+        ("train_layers", [], "train_layers"),
+        ("train_layers", ["fc9"], "train_layers"),
+        ("dropout_rate", 1.0, "dropout_rate"),
+        ("dropout_rate", -0.5, "dropout_rate"),
+        ("optimizer", "rmsprop", "optimizer"),
+        ("weights", "/etc/passwd", "weights"),
+        ("unknown_option", 1, "unknown_option"),
+        ("train_layers", ["fc8", "fc8"], "twice"),
+    ],
+)
 def test_invalid_job_specs_are_422_naming_the_field(client, tmp_path, field, value, fragment):
     response = client.post("/jobs", json={"dataset_id": "x" * 32, field: value})
     assert_error(response, 422, "ValidationError", fragment)
 
 
 def test_non_finite_learning_rate_is_refused(client):
-    response = client.post("/jobs", content='{"dataset_id": "abc", "learning_rate": NaN}', headers={"content-type": "application/json"})
+    response = client.post(
+        "/jobs",
+        content='{"dataset_id": "abc", "learning_rate": NaN}',
+        headers={"content-type": "application/json"},
+    )
     assert response.status_code == 422 and response.json()["error"] == "ValidationError"
 
 
@@ -140,7 +180,9 @@ def test_imagenet_weights_missing_is_409_with_the_install_command(client, tmp_pa
     response = client.post("/jobs", json={"dataset_id": dataset["id"]})
     assert_error(response, 409, "WeightsNotInstalled", "finetune download-weights")
     assert client.post("/jobs", json={"dataset_id": dataset["id"], "weights": "random"}).status_code == 202
-    predict = client.post("/predict", files={"image": ("a.jpg", make_image(0, 1))}, data={"model": "imagenet"})
+    predict = client.post(
+        "/predict", files={"image": ("a.jpg", make_image(0, 1))}, data={"model": "imagenet"}
+    )
     assert_error(predict, 409, "WeightsNotInstalled", "finetune download-weights")
 
 
@@ -153,41 +195,77 @@ def test_continuing_needs_a_succeeded_job(client, tmp_path):
 
 def test_predict_errors(client, tmp_path):
     image = make_image(0, 1)
-    assert_error(client.post("/predict", files={"image": ("a.jpg", image)}), 422, "InvalidRequest", "exactly one")
-    assert_error(client.post("/predict", files={"image": ("a.jpg", image)}, data={"model": "vgg"}), 422, "InvalidRequest", "imagenet")
+    assert_error(
+        client.post("/predict", files={"image": ("a.jpg", image)}), 422, "InvalidRequest", "exactly one"
+    )
+    assert_error(
+        client.post("/predict", files={"image": ("a.jpg", image)}, data={"model": "vgg"}),
+        422,
+        "InvalidRequest",
+        "imagenet",
+    )
     assert_error(client.post("/predict", data={"model": "imagenet"}), 422, "ValidationError", "image")
-    assert_error(client.post("/predict", files={"image": ("a.jpg", image)}, data={"job_id": "nope"}), 404, "JobNotFound")
+    assert_error(
+        client.post("/predict", files={"image": ("a.jpg", image)}, data={"job_id": "nope"}),
+        404,
+        "JobNotFound",
+    )
     response = client.post("/predict", files={"image": ("a.txt", b"hello")}, data={"model": "imagenet"})
     assert_error(response, 415, "InvalidImage", "image 1")
-    response = client.post("/predict", files=[("image", ("a.jpg", image)), ("image", ("b.jpg", b""))], data={"model": "imagenet"})
+    response = client.post(
+        "/predict", files=[("image", ("a.jpg", image)), ("image", ("b.jpg", b""))], data={"model": "imagenet"}
+    )
     assert_error(response, 415, "InvalidImage", "image 2", "empty")
     dataset = ready_dataset(client, tmp_path)
     job = client.post("/jobs", json={"dataset_id": dataset["id"]}).json()
     response = client.post("/predict", files={"image": ("a.jpg", image)}, data={"job_id": job["id"]})
     assert_error(response, 409, "JobStateConflict", "queued")
     too_many = [("image", (f"{i}.jpg", image)) for i in range(65)]
-    assert_error(client.post("/predict", files=too_many, data={"model": "imagenet"}), 422, "InvalidRequest", "at most 64")
+    assert_error(
+        client.post("/predict", files=too_many, data={"model": "imagenet"}),
+        422,
+        "InvalidRequest",
+        "at most 64",
+    )
 
 
 def test_predict_with_the_pretrained_network(client):
     from model.export import imagenet_classes
 
-    response = client.post("/predict", files=[("image", ("a.jpg", make_image(0, 1))), ("image", ("b.png", make_image(1, 2, fmt="PNG")))],
-                           data={"model": "imagenet", "top_k": "3"})
+    response = client.post(
+        "/predict",
+        files=[("image", ("a.jpg", make_image(0, 1))), ("image", ("b.png", make_image(1, 2, fmt="PNG")))],
+        data={"model": "imagenet", "top_k": "3"},
+    )
     assert response.status_code == 200, response.text
     body = response.json()
     assert body["model"] == "imagenet" and len(body["predictions"]) == 2
     names = imagenet_classes()
     for ranked in body["predictions"]:
-        assert len(ranked) == 3 and ranked[0]["probability"] >= ranked[1]["probability"] >= ranked[2]["probability"]
+        assert (
+            len(ranked) == 3
+            and ranked[0]["probability"] >= ranked[1]["probability"] >= ranked[2]["probability"]
+        )
         assert all(names[p["class_index"]] == p["label"] for p in ranked)
 
 
 def test_openapi_documents_the_contract(client):
     schema = client.get("/openapi.json").json()
-    for path in ("/datasets", "/datasets/{dataset_id}", "/jobs", "/jobs/{job_id}", "/jobs/{job_id}/metrics", "/jobs/{job_id}/events",
-                 "/jobs/{job_id}/cancel", "/jobs/{job_id}/resume", "/jobs/{job_id}/model", "/jobs/{job_id}/tensorboard",
-                 "/predict", "/healthz", "/readyz"):
+    for path in (
+        "/datasets",
+        "/datasets/{dataset_id}",
+        "/jobs",
+        "/jobs/{job_id}",
+        "/jobs/{job_id}/metrics",
+        "/jobs/{job_id}/events",
+        "/jobs/{job_id}/cancel",
+        "/jobs/{job_id}/resume",
+        "/jobs/{job_id}/model",
+        "/jobs/{job_id}/tensorboard",
+        "/predict",
+        "/healthz",
+        "/readyz",
+    ):
         assert path in schema["paths"], path
     assert client.get("/docs").status_code == 200
 
@@ -196,7 +274,10 @@ def test_api_imports_no_tensorflow_at_start():
     import subprocess
     import sys
 
-    code = "import sys, api.main; assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules; print('ok')"
+    code = (
+        "import sys, api.main; "
+        "assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules; print('ok')"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.stdout.strip() == "ok", out.stderr[-2000:]
 

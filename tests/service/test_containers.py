@@ -42,7 +42,9 @@ def test_every_command_points_at_a_real_entry_point():
             options = {opt for param in subcommand.params for opt in getattr(param, "opts", [])}
             for word in command[2:]:
                 if word.startswith("--"):
-                    assert word.split("=")[0] in options, f"{name}: `finetune {command[1]}` has no option {word}"
+                    assert word.split("=")[0] in options, (
+                        f"{name}: `finetune {command[1]}` has no option {word}"
+                    )
         elif command[0] == "celery":
             module = importlib.import_module(command[command.index("-A") + 1])
             assert hasattr(module, "app"), name
@@ -59,7 +61,11 @@ def test_every_finetune_variable_is_a_setting():
 
 
 def test_gpu_image_matches_the_pinned_tensorflow():
-    pinned = next(d for d in tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"] if d.startswith("tensorflow>="))
+    pinned = next(
+        d
+        for d in tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+        if d.startswith("tensorflow>=")
+    )
     minor = re.search(r">=(\d+\.\d+)", pinned).group(1)
     base = re.search(r"^FROM tensorflow/tensorflow:(\S+)-gpu$", (ROOT / "Dockerfile.gpu").read_text(), re.M)
     assert base and base.group(1).startswith(minor + "."), base
@@ -69,5 +75,9 @@ def test_gpu_image_matches_the_pinned_tensorflow():
 
 def test_every_setting_is_documented_in_the_readme():
     readme = (ROOT / "README.md").read_text()
-    missing = [f"FINETUNE_{name.upper()}" for name in Settings.model_fields if f"FINETUNE_{name.upper()}" not in readme]
+    missing = [
+        f"FINETUNE_{name.upper()}"
+        for name in Settings.model_fields
+        if f"FINETUNE_{name.upper()}" not in readme
+    ]
     assert missing == []

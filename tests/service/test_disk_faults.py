@@ -21,7 +21,10 @@ def small_mount(tmp_path):
     """A real 40 MB filesystem (tmpfs) to fill up; needs root, as CI and the dev machines have."""
     target = tmp_path / f"mnt-{uuid.uuid4().hex[:6]}"
     target.mkdir()
-    if os.geteuid() != 0 or subprocess.run(["mount", "-t", "tmpfs", "-o", "size=40m", "tmpfs", str(target)]).returncode:
+    if (
+        os.geteuid() != 0
+        or subprocess.run(["mount", "-t", "tmpfs", "-o", "size=40m", "tmpfs", str(target)]).returncode
+    ):
         pytest.skip("cannot mount a tmpfs here (needs root)")
     yield target
     subprocess.run(["umount", "-l", str(target)])
@@ -30,7 +33,9 @@ def small_mount(tmp_path):
 def job_on_other_data_dir(client, tmp_path, data_dir: Path) -> tuple[str, object]:
     dataset = ready_dataset(client, tmp_path)
     settings = get_settings().model_copy(update={"data_dir": data_dir})
-    shutil.copytree(Storage(get_settings()).dataset_dir(dataset["id"]), Storage(settings).dataset_dir(dataset["id"]))
+    shutil.copytree(
+        Storage(get_settings()).dataset_dir(dataset["id"]), Storage(settings).dataset_dir(dataset["id"])
+    )
     job = client.post("/jobs", json={"dataset_id": dataset["id"], "num_epochs": 1, "batch_size": 4}).json()
     return job["id"], settings
 

@@ -14,8 +14,13 @@ from schemathesis.specs.openapi.checks import (
 
 from api.main import create_app
 
-CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance,
-          negative_data_rejection]
+CHECKS = [
+    not_a_server_error,
+    status_code_conformance,
+    content_type_conformance,
+    response_schema_conformance,
+    negative_data_rejection,
+]
 schema = schemathesis.openapi.from_asgi("/openapi.json", create_app())
 
 

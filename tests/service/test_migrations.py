@@ -16,7 +16,9 @@ def diff_against_models(url: str) -> list:
     engine = make_engine(url)
     try:
         with engine.connect() as connection:
-            return compare_metadata(MigrationContext.configure(connection, opts={"compare_type": True}), Base.metadata)
+            return compare_metadata(
+                MigrationContext.configure(connection, opts={"compare_type": True}), Base.metadata
+            )
     finally:
         engine.dispose()
 

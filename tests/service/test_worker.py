@@ -32,14 +32,20 @@ def test_a_job_runs_to_success_and_streams_its_metrics(client, tmp_path):
     assert run_job(job_id, get_settings()) == "succeeded"
     job = client.get(f"/jobs/{job_id}").json()
     assert job["status"] == "succeeded" and job["best"]["epoch"] in (1, 2) and job["test"] is not None
-    assert job["progress"]["fraction"] == 1.0 and job["progress"]["steps_per_epoch"] == 3 and job["attempts"] == 1
+    assert (
+        job["progress"]["fraction"] == 1.0
+        and job["progress"]["steps_per_epoch"] == 3
+        and job["attempts"] == 1
+    )
     assert job["started_at"] <= job["finished_at"]
     metrics = client.get(f"/jobs/{job_id}/metrics").json()
     assert [p["step"] for p in metrics["train"]] == [1, 2, 3, 4, 5, 6]
     assert [p["epoch"] for p in metrics["val"]] == [1, 2]
     assert {c["class"] for c in metrics["val"][0]["per_class"]} == {"cat", "dog"}
     assert sum(map(sum, metrics["val"][0]["confusion_matrix"])) == 4
-    assert [p["step"] for p in client.get(f"/jobs/{job_id}/metrics", params={"after_step": 4}).json()["train"]] == [5, 6]
+    assert [
+        p["step"] for p in client.get(f"/jobs/{job_id}/metrics", params={"after_step": 4}).json()["train"]
+    ] == [5, 6]
     # a second delivery of the finished job does nothing
     assert run_job(job_id, get_settings()) == "skipped"
     assert count(TrainMetricRow, job_id) == 6 and count(ValMetricRow, job_id) == 2
@@ -102,7 +108,11 @@ def test_a_failure_is_a_readable_message(client, tmp_path):
     (Storage(get_settings()).dataset_dir(dataset_id) / "manifest.json").unlink()
     assert run_job(job_id, get_settings()) == "failed"
     job = client.get(f"/jobs/{job_id}").json()
-    assert job["status"] == "failed" and "not a prepared dataset" in job["error"] and "Traceback" not in job["error"]
+    assert (
+        job["status"] == "failed"
+        and "not a prepared dataset" in job["error"]
+        and "Traceback" not in job["error"]
+    )
     assert client.post(f"/jobs/{job_id}/resume").status_code == 202
 
 

@@ -18,14 +18,18 @@ def make_image(class_index: int, seed: int, size: tuple[int, int] = (64, 48), fm
     width, height = size
     base = np.array(PALETTE[class_index % len(PALETTE)], dtype=np.float32)
     noise = rng.normal(0, 25, size=(height, width, 3))
-    stripes = (np.arange(width)[None, :] // 6 % 2) if class_index % 2 else (np.arange(height)[:, None] // 6 % 2)
+    stripes = (
+        (np.arange(width)[None, :] // 6 % 2) if class_index % 2 else (np.arange(height)[:, None] // 6 % 2)
+    )
     pixels = np.clip(base + noise + 40 * stripes[..., None], 0, 255).astype(np.uint8)
     buffer = io.BytesIO()
     Image.fromarray(pixels).save(buffer, format=fmt)
     return buffer.getvalue()
 
 
-def class_folder_zip(path: Path, classes=("cat", "dog"), per_class: int = 10, extra: dict[str, bytes] | None = None) -> Path:
+def class_folder_zip(
+    path: Path, classes=("cat", "dog"), per_class: int = 10, extra: dict[str, bytes] | None = None
+) -> Path:
     """A ZIP with one folder per class."""
     with zipfile.ZipFile(path, "w") as archive:
         for index, name in enumerate(classes):

@@ -27,8 +27,14 @@ class ServiceProcess:
     def __init__(self, args: list[str], env: dict[str, str], log_path: Path):
         self.args, self.log_path = args, log_path
         self.log = open(log_path, "wb")
-        self.process = subprocess.Popen([sys.executable, "-m", "cli.main", *args], cwd=ROOT, env=env,
-                                        stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "cli.main", *args],
+            cwd=ROOT,
+            env=env,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 60.0) -> int | None:
         if self.process.poll() is None:
@@ -77,13 +83,17 @@ def wait_for_log(process: ServiceProcess, text: str, timeout: float = 90.0) -> N
         if process.process.poll() is not None:
             raise RuntimeError(f"{process.args} exited:\n{process.output()[-4000:]}")
         time.sleep(0.3)
-    raise TimeoutError(f"{process.args}: no {text!r} in the log within {timeout} s:\n{process.output()[-3000:]}")
+    raise TimeoutError(
+        f"{process.args}: no {text!r} in the log within {timeout} s:\n{process.output()[-3000:]}"
+    )
 
 
 def start_embedded(data_dir: Path, log_path: Path) -> tuple[ServiceProcess, str]:
     """`finetune up` on the embedded default (SQLite, folder broker) in `data_dir`, once it is ready."""
     port = free_port()
-    up = ServiceProcess(["up", "--port", str(port)], service_env({"FINETUNE_DATA_DIR": str(data_dir)}), log_path)
+    up = ServiceProcess(
+        ["up", "--port", str(port)], service_env({"FINETUNE_DATA_DIR": str(data_dir)}), log_path
+    )
     base_url = f"http://127.0.0.1:{port}"
     try:
         wait_until_ready(base_url, [up], timeout=120)

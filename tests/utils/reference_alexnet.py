@@ -5,7 +5,9 @@ from __future__ import annotations
 import numpy as np
 
 
-def conv2d(x: np.ndarray, kernel: np.ndarray, bias: np.ndarray, stride: int, pad: int, groups: int) -> np.ndarray:
+def conv2d(
+    x: np.ndarray, kernel: np.ndarray, bias: np.ndarray, stride: int, pad: int, groups: int
+) -> np.ndarray:
     """x (H, W, C), kernel (kh, kw, C/groups, out): Caffe's grouped convolution via im2col."""
     if pad:
         x = np.pad(x, ((pad, pad), (pad, pad), (0, 0)))
@@ -15,20 +17,22 @@ def conv2d(x: np.ndarray, kernel: np.ndarray, bias: np.ndarray, stride: int, pad
     cout_g = cout // groups
     outputs = []
     for g in range(groups):
-        xg = x[:, :, g * cin_g:(g + 1) * cin_g]
+        xg = x[:, :, g * cin_g : (g + 1) * cin_g]
         windows = np.lib.stride_tricks.sliding_window_view(xg, (kh, kw), axis=(0, 1))[::stride, ::stride]
         # windows: (out_h, out_w, cin_g, kh, kw) → (out_h·out_w, kh·kw·cin_g)
         columns = windows.transpose(0, 1, 3, 4, 2).reshape(out_h * out_w, kh * kw * cin_g)
-        weights = kernel[:, :, :, g * cout_g:(g + 1) * cout_g].reshape(kh * kw * cin_g, cout_g)
+        weights = kernel[:, :, :, g * cout_g : (g + 1) * cout_g].reshape(kh * kw * cin_g, cout_g)
         outputs.append(columns @ weights)
     return (np.concatenate(outputs, axis=1) + bias).reshape(out_h, out_w, cout)
 
 
-def lrn(x: np.ndarray, local_size: int = 5, alpha: float = 1e-4, beta: float = 0.75, k: float = 1.0) -> np.ndarray:
+def lrn(
+    x: np.ndarray, local_size: int = 5, alpha: float = 1e-4, beta: float = 0.75, k: float = 1.0
+) -> np.ndarray:
     """Caffe ACROSS_CHANNELS: x / (k + alpha/n · Σ x²)^beta over n neighbouring channels."""
     half = local_size // 2
     squared = np.pad(x**2, ((0, 0), (0, 0), (half, half)))
-    window = sum(squared[:, :, i:i + x.shape[2]] for i in range(local_size))
+    window = sum(squared[:, :, i : i + x.shape[2]] for i in range(local_size))
     return x / (k + alpha / local_size * window) ** beta
 
 

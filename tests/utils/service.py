@@ -14,8 +14,11 @@ from tests.utils.images import class_folder_zip
 def upload_dataset(client, tmp_path: Path, per_class: int = 8, **form) -> dict:
     archive = class_folder_zip(tmp_path / f"pets-{time.monotonic_ns()}.zip", per_class=per_class)
     with open(archive, "rb") as fh:
-        response = client.post("/datasets", files={"file": ("pets.zip", fh, "application/zip")},
-                               data={"val_fraction": "0.25", "test_fraction": "0.125", **form})
+        response = client.post(
+            "/datasets",
+            files={"file": ("pets.zip", fh, "application/zip")},
+            data={"val_fraction": "0.25", "test_fraction": "0.125", **form},
+        )
     assert response.status_code == 201, response.text
     return response.json()
 
@@ -61,19 +64,29 @@ def read_sse(response) -> list[tuple[str, dict]]:
 def upload_and_wait(http: httpx.Client, tmp_path, per_class: int = 10) -> dict:
     archive = class_folder_zip(tmp_path / f"pets-{time.monotonic_ns()}.zip", per_class=per_class)
     with open(archive, "rb") as fh:
-        created = http.post("/datasets", files={"file": ("pets.zip", fh)}, data={"val_fraction": "0.2", "test_fraction": "0.2"})
+        created = http.post(
+            "/datasets",
+            files={"file": ("pets.zip", fh)},
+            data={"val_fraction": "0.2", "test_fraction": "0.2"},
+        )
     assert created.status_code == 201, created.text
-    return wait_for(lambda: (d := http.get(f"/datasets/{created.json()['id']}").json())["status"] == "ready" and d, timeout=120)
+    return wait_for(
+        lambda: (d := http.get(f"/datasets/{created.json()['id']}").json())["status"] == "ready" and d,
+        timeout=120,
+    )
 
 
 def follow_to_the_end(http: httpx.Client, job_id: str) -> list[tuple[str, dict]]:
     with http.stream("GET", f"/jobs/{job_id}/events", timeout=httpx.Timeout(300, connect=10)) as response:
-        assert response.status_code == 200 and response.headers["content-type"].startswith("text/event-stream")
+        assert response.status_code == 200 and response.headers["content-type"].startswith(
+            "text/event-stream"
+        )
         return read_sse(response)
 
 
 def wait_until_finished(http: httpx.Client, job_id: str, timeout: float = 240.0) -> dict:
     """Poll the job until it has succeeded, failed or been cancelled; return it."""
+
     def finished():
         job = http.get(f"/jobs/{job_id}").json()
         return job if job["status"] in ("succeeded", "failed", "cancelled") else None
