@@ -38,7 +38,7 @@ def main() -> None:
     from tests.utils.images import class_folder_zip
 
     work = Path(tempfile.mkdtemp(prefix="finetune-bench-"))
-    weights = write_synthetic_weights(work / "bvlc_alexnet.npy")
+    weights = write_synthetic_weights(work / "bvlc_alexnet.npz")
     per_class = args.images // 4
     archive = class_folder_zip(work / "data.zip", classes=("a", "b", "c", "d"), per_class=per_class)
     dataset = prepare_dataset(archive, work / "dataset", SplitFractions(0.15, 0.15))

@@ -42,7 +42,7 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="finetune-predict-bench-"))
     data = work / "data"
     data.mkdir()
-    write_synthetic_weights(data / "bvlc_alexnet.npy")
+    write_synthetic_weights(data / "bvlc_alexnet.npz")
     up, base = start_embedded(data, work / "up.log")
     try:
         http = httpx.Client(base_url=base, timeout=120)

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from model.preprocess import ImageError, PreprocessSpec, load_image
+from model.preprocess import MAX_IMAGE_PIXELS, ImageError, PreprocessSpec, load_image
 
 SERVING_ENDPOINT = "serve"
 
@@ -62,20 +62,6 @@ def _ServingModule(model):
     return ServingModule()
 
 
-def read_export_weights(export_dir: Path) -> dict:
-    """The weights of an export, by layer name, read from its SavedModel checkpoint."""
-    import tensorflow as tf
-
-    from model.layout import WEIGHT_LAYERS
-
-    reader = tf.train.load_checkpoint(str(Path(export_dir) / "saved_model" / "variables" / "variables"))
-    key = "layer_weights/{}/{}/.ATTRIBUTES/VARIABLE_VALUE"
-    return {
-        name: (reader.get_tensor(key.format(name, 0)), reader.get_tensor(key.format(name, 1)))
-        for name in WEIGHT_LAYERS
-    }
-
-
 class Predictor:
     """Classifies batches of images with one network, its label map and its preprocessing."""
 
@@ -84,12 +70,14 @@ class Predictor:
     ):
         self.forward, self.classes, self.preprocess = forward, classes, preprocess
 
-    def predict(self, images: Sequence[bytes | np.ndarray], top_k: int = 5) -> list[list[dict]]:
+    def predict(
+        self, images: Sequence[bytes | np.ndarray], top_k: int = 5, max_pixels: int = MAX_IMAGE_PIXELS
+    ) -> list[list[dict]]:
         """Top-k `{label, class_index, probability}` per image; raises `ImageError` naming the image."""
         if top_k < 1:
             raise ValueError(f"top_k must be at least 1. Received: top_k={top_k}")
         batch = (
-            np.stack([self._load(i, image) for i, image in enumerate(images)])
+            np.stack([self._load(i, image, max_pixels) for i, image in enumerate(images)])
             if images
             else np.zeros((0, 227, 227, 3), np.uint8)
         )
@@ -107,9 +95,9 @@ class Predictor:
             for row, top in zip(probabilities, best)
         ]
 
-    def _load(self, position: int, image) -> np.ndarray:
+    def _load(self, position: int, image, max_pixels: int) -> np.ndarray:
         try:
-            return load_image(image, self.preprocess)
+            return load_image(image, self.preprocess, max_pixels)
         except ImageError as exc:
             raise ImageError(f"image {position + 1}: {exc}") from exc
 
@@ -122,15 +110,13 @@ def load_export(export_dir: str | os.PathLike) -> Predictor:
     if not (export_dir / "saved_model").is_dir():
         raise FileNotFoundError(f"{export_dir} is not a finetune export (no saved_model/)")
     loaded = tf.saved_model.load(str(export_dir / "saved_model"))
-    serve = getattr(loaded, SERVING_ENDPOINT)
     classes = json.loads((export_dir / "labels.json").read_text())
-    predictor = Predictor(
-        lambda batch: serve(tf.constant(batch, dtype=tf.uint8)).numpy(),
-        classes,
-        PreprocessSpec.load(export_dir / "preprocess.json"),
-    )
-    predictor._keepalive = loaded  # the concrete function needs its SavedModel alive
-    return predictor
+
+    def forward(batch: np.ndarray) -> np.ndarray:
+        # `loaded` is referenced here so the SavedModel (and its variables) lives as long as this does
+        return getattr(loaded, SERVING_ENDPOINT)(tf.constant(batch, dtype=tf.uint8)).numpy()
+
+    return Predictor(forward, classes, PreprocessSpec.load(export_dir / "preprocess.json"))
 
 
 def imagenet_classes() -> list[str]:

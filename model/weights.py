@@ -1,22 +1,24 @@
-"""Pretrained AlexNet weights: the converted Caffe file `bvlc_alexnet.npy`, and how to get it.
+"""AlexNet weights by layer name: read, check, apply, save.
 
-Two layouts are accepted, both pickled dicts saved with `np.save`: `name → [weights, biases]` (the
-widely used file) and caffe-to-tensorflow's `name → {"weights": ..., "biases": ...}`. Exports of a
-finetune store their weights in the first layout, so continuing from one uses the same loader.
+The installed pretrained weights and every weights file this project writes are `.npz` archives
+of plain arrays (`conv1/kernel`, `conv1/bias`, …): no pickle, read memory-mapped. The original
+pickled `bvlc_alexnet.npy` is only ever read once, by `finetune download-weights`, through a
+restricted unpickler (see `model.weights_install`). Exports are read from their SavedModel.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
-import urllib.request
+import struct
+import zipfile
 from pathlib import Path
 
 import numpy as np
 
 from model.layout import WEIGHT_LAYERS
 
-# Shapes in bvlc_alexnet.npy; fc8 has 1000 ImageNet classes there and `num_classes` elsewhere.
+# Shapes in bvlc_alexnet; fc8 has 1000 ImageNet classes there and `num_classes` elsewhere.
 PRETRAINED_SHAPES: dict[str, tuple[tuple[int, ...], tuple[int, ...]]] = {
     "conv1": ((11, 11, 3, 96), (96,)),
     "conv2": ((5, 5, 48, 256), (256,)),
@@ -27,57 +29,110 @@ PRETRAINED_SHAPES: dict[str, tuple[tuple[int, ...], tuple[int, ...]]] = {
     "fc7": ((4096, 4096), (4096,)),
     "fc8": ((4096, 1000), (1000,)),
 }
-WEIGHTS_URL = "http://www.cs.toronto.edu/~guerzhoy/tf_alexnet/bvlc_alexnet.npy"
-WEIGHTS_SIZE_BYTES = 243_861_814
+WEIGHTS_FILE_NAME = "bvlc_alexnet.npz"
+FINGERPRINT_KEY = "__fingerprint__"
 
 Weights = dict[str, tuple[np.ndarray, np.ndarray]]
+_NPY_HEADER_READERS = {
+    (1, 0): np.lib.format.read_array_header_1_0,
+    (2, 0): np.lib.format.read_array_header_2_0,
+}
 
 
 class WeightsError(ValueError):
     """A weights file that is missing, unreadable or does not fit the network."""
 
 
+def default_weights_path() -> Path:
+    """Where the pretrained weights live: FINETUNE_WEIGHTS_PATH, else FINETUNE_DATA_DIR (or ./data)."""
+    if os.environ.get("FINETUNE_WEIGHTS_PATH"):
+        return Path(os.environ["FINETUNE_WEIGHTS_PATH"]).expanduser()
+    return Path(os.environ.get("FINETUNE_DATA_DIR") or "data").expanduser() / WEIGHTS_FILE_NAME
+
+
 def read_weights(path: str | os.PathLike) -> Weights:
-    """Read and check a weights file; every problem names the layer and the shapes."""
+    """Read and check an export folder or an `.npz` weights file; every problem names the layer."""
     path = Path(path)
     if (path / "saved_model").is_dir():
-        return _read_export(path)
+        try:
+            return read_export_weights(path)
+        except Exception as exc:
+            raise WeightsError(f"cannot read the weights of export {path}: {exc}") from exc
+    if path.is_dir():
+        raise WeightsError(f"{path} is a folder but not a finetune export (it has no saved_model/)")
     if not path.is_file():
-        raise WeightsError(
-            f"weights file not found: {path}. Download it with `finetune download-weights --to {path}`"
-        )
-    try:
-        raw = np.load(path, allow_pickle=True, encoding="latin1")
-        table = raw.item() if isinstance(raw, np.ndarray) and raw.dtype == object else raw
-    except Exception as exc:
-        raise WeightsError(f"cannot read weights file {path}: {exc}") from exc
-    if not isinstance(table, dict):
-        raise WeightsError(f"{path} does not hold a dict of layers (got {type(table).__name__})")
+        raise WeightsError(f"no weights file or export at {path}")
+    arrays = _load_npz(path)
     weights: Weights = {}
-    for name, value in table.items():
-        name = name.decode() if isinstance(name, bytes) else str(name)
-        if name not in WEIGHT_LAYERS:
-            raise WeightsError(f"{path}: unknown layer {name!r}; AlexNet has {', '.join(WEIGHT_LAYERS)}")
-        if isinstance(value, dict):
-            kernel, bias = value.get("weights"), value.get("biases")
-        elif isinstance(value, (list, tuple)) and len(value) == 2:
-            kernel, bias = value
-        else:
-            raise WeightsError(f"{path}: layer {name!r} must be [weights, biases] or {{'weights', 'biases'}}")
-        weights[name] = (np.asarray(kernel, dtype=np.float32), np.asarray(bias, dtype=np.float32))
+    for key in arrays:
+        name, _, part = key.partition("/")
+        if key == FINGERPRINT_KEY:
+            continue
+        if name not in WEIGHT_LAYERS or part not in ("kernel", "bias"):
+            raise WeightsError(f"{path}: unknown entry {key!r}; expected <layer>/kernel and <layer>/bias")
+    for name in WEIGHT_LAYERS:
+        if f"{name}/kernel" in arrays:
+            if f"{name}/bias" not in arrays:
+                raise WeightsError(f"{path}: layer {name!r} has a kernel but no bias")
+            weights[name] = (arrays[f"{name}/kernel"], arrays[f"{name}/bias"])
     return weights
 
 
-def _read_export(path: Path) -> Weights:
-    from model.export import read_export_weights
-
+def _load_npz(path: Path) -> dict[str, np.ndarray]:
+    """The arrays of an uncompressed `.npz`, memory-mapped; object arrays (pickles) are refused."""
+    if not zipfile.is_zipfile(path):
+        hint = ""
+        if path.read_bytes()[:6] == b"\x93NUMPY":
+            hint = (
+                ": it is a pickled .npy (the original bvlc_alexnet.npy layout); convert it once with "
+                f"`finetune download-weights --from {path}`"
+            )
+        raise WeightsError(f"cannot read weights file {path}: not an .npz archive{hint}")
+    arrays: dict[str, np.ndarray] = {}
     try:
-        return {
-            name: (np.asarray(k, np.float32), np.asarray(b, np.float32))
-            for name, (k, b) in read_export_weights(path).items()
-        }
+        with zipfile.ZipFile(path) as archive, open(path, "rb") as fh:
+            for info in archive.infolist():
+                key = info.filename.removesuffix(".npy")
+                if info.compress_type != zipfile.ZIP_STORED:
+                    with archive.open(info) as member:
+                        arrays[key] = np.lib.format.read_array(member, allow_pickle=False)
+                    continue
+                fh.seek(info.header_offset)
+                local = fh.read(30)
+                name_len, extra_len = struct.unpack("<HH", local[26:30])
+                fh.seek(info.header_offset + 30 + name_len + extra_len)
+                read_header = _NPY_HEADER_READERS.get(np.lib.format.read_magic(fh))
+                if read_header is None:
+                    raise WeightsError(f"{path}: entry {key!r} has an unknown .npy version")
+                shape, fortran, dtype = read_header(fh)
+                if dtype.hasobject:
+                    raise WeightsError(f"{path}: entry {key!r} holds Python objects; only plain arrays load")
+                if not shape or 0 in shape:
+                    arrays[key] = np.lib.format.read_array(archive.open(info), allow_pickle=False)
+                    continue
+                arrays[key] = np.memmap(
+                    path, dtype=dtype, mode="r", offset=fh.tell(), shape=shape, order="F" if fortran else "C"
+                )
+    except WeightsError:
+        raise
     except Exception as exc:
-        raise WeightsError(f"cannot read the weights of export {path}: {exc}") from exc
+        raise WeightsError(f"cannot read weights file {path}: {exc}") from exc
+    return arrays
+
+
+def read_export_weights(export_dir: str | os.PathLike) -> Weights:
+    """The weights of an export, by layer name, read from its SavedModel checkpoint."""
+    import tensorflow as tf
+
+    reader = tf.train.load_checkpoint(str(Path(export_dir) / "saved_model" / "variables" / "variables"))
+    key = "layer_weights/{}/{}/.ATTRIBUTES/VARIABLE_VALUE"
+    return {
+        name: (
+            np.asarray(reader.get_tensor(key.format(name, 0)), np.float32),
+            np.asarray(reader.get_tensor(key.format(name, 1)), np.float32),
+        )
+        for name in WEIGHT_LAYERS
+    }
 
 
 def check_shapes(weights: Weights, num_classes: int, layers: list[str] | tuple[str, ...]) -> None:
@@ -100,24 +155,33 @@ def apply_weights(model, weights: Weights, layers: list[str] | tuple[str, ...]) 
     """Copy `layers` from `weights` into the model (after `check_shapes`)."""
     check_shapes(weights, model.get_layer("fc8").units, layers)
     for name in layers:
-        model.get_layer(name).set_weights(list(weights[name]))
+        model.get_layer(name).set_weights([np.asarray(part, np.float32) for part in weights[name]])
 
 
-def save_weights(weights: Weights, path: str | os.PathLike) -> None:
-    """Write in the `name → [weights, biases]` layout, atomically."""
+def save_weights(weights: Weights, path: str | os.PathLike) -> Path:
+    """Write an uncompressed `.npz` of plain float32 arrays with its fingerprint, atomically."""
     path = Path(path)
+    arrays = {}
+    for name, (kernel, bias) in weights.items():
+        arrays[f"{name}/kernel"] = np.ascontiguousarray(kernel, np.float32)
+        arrays[f"{name}/bias"] = np.ascontiguousarray(bias, np.float32)
+    arrays[FINGERPRINT_KEY] = np.array(fingerprint(list(arrays.values())))
+    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
     with open(tmp, "wb") as fh:
-        np.save(fh, {name: [k, b] for name, (k, b) in weights.items()}, allow_pickle=True)
+        np.savez(fh, **arrays)
     os.replace(tmp, path)
+    return path
 
 
-def write_synthetic_weights(path: str | os.PathLike, seed: int = 0, num_classes: int = 1000) -> Path:
-    """A file with the layout and shapes of bvlc_alexnet.npy, filled with He-scaled noise.
+def stored_fingerprint(path: str | os.PathLike) -> str | None:
+    """The content fingerprint saved with an `.npz` weights file, without reading the weights."""
+    arrays = _load_npz(Path(path))
+    return str(arrays[FINGERPRINT_KEY]) if FINGERPRINT_KEY in arrays else None
 
-    For tests and benchmarks where the real 233 MB file is not available; it trains and predicts
-    through exactly the same code paths.
-    """
+
+def synthetic_weights(seed: int = 0, num_classes: int = 1000) -> Weights:
+    """Weights with bvlc_alexnet's shapes, He-scaled noise, for tests and benchmarks."""
     rng = np.random.default_rng(seed)
     weights: Weights = {}
     for name, (kernel_shape, bias_shape) in PRETRAINED_SHAPES.items():
@@ -127,8 +191,15 @@ def write_synthetic_weights(path: str | os.PathLike, seed: int = 0, num_classes:
         scale = np.sqrt(2.0 / fan_in) / (64.0 if name == "conv1" else 1.0)  # conv1 sees pixels of ±128
         kernel = rng.standard_normal(kernel_shape, dtype=np.float32) * np.float32(scale)
         weights[name] = (kernel, np.full(bias_shape, 0.01, dtype=np.float32))
-    save_weights(weights, path)
-    return Path(path)
+    return weights
+
+
+def write_synthetic_weights(path: str | os.PathLike, seed: int = 0, num_classes: int = 1000) -> Path:
+    """An installed-weights file with bvlc_alexnet's shapes (the real 233 MB file is not here).
+
+    It trains and predicts through exactly the same code paths as the real one.
+    """
+    return save_weights(synthetic_weights(seed, num_classes), path)
 
 
 def fingerprint(arrays: list[np.ndarray]) -> str:
@@ -138,25 +209,3 @@ def fingerprint(arrays: list[np.ndarray]) -> str:
         digest.update(str(array.shape).encode())
         digest.update(np.ascontiguousarray(array).tobytes())
     return digest.hexdigest()
-
-
-def download_weights(to: str | os.PathLike, url: str = WEIGHTS_URL, progress=None) -> Path:
-    """Download bvlc_alexnet.npy to `to`, then check every layer's shape before keeping it."""
-    to = Path(to)
-    to.parent.mkdir(parents=True, exist_ok=True)
-    tmp = to.with_name(to.name + ".part")
-    with urllib.request.urlopen(url, timeout=60) as response, open(tmp, "wb") as out:
-        total = int(response.headers.get("Content-Length") or WEIGHTS_SIZE_BYTES)
-        done = 0
-        while chunk := response.read(1 << 20):
-            out.write(chunk)
-            done += len(chunk)
-            if progress:
-                progress(done, total)
-    try:
-        check_shapes(read_weights(tmp), 1000, WEIGHT_LAYERS)
-    except WeightsError:
-        tmp.unlink(missing_ok=True)
-        raise
-    os.replace(tmp, to)
-    return to

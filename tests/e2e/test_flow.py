@@ -75,7 +75,7 @@ def test_the_same_flow_on_the_embedded_default(tmp_path, weights_file_for_servic
     """`finetune up` with no database or broker configured: SQLite and a folder broker in the data folder."""
     data_dir = tmp_path / "data"
     data_dir.mkdir()
-    (data_dir / "bvlc_alexnet.npy").symlink_to(weights_file_for_service)
+    (data_dir / "bvlc_alexnet.npz").symlink_to(weights_file_for_service)
     up, base = start_embedded(data_dir, tmp_path / "up.log")
     try:
         http = httpx.Client(base_url=base, timeout=60)

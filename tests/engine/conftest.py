@@ -9,8 +9,8 @@ from tests.utils.images import class_folder_zip
 
 @pytest.fixture(scope="session")
 def weights_file(tmp_path_factory) -> Path:
-    """A generated file with bvlc_alexnet.npy's layout (the real one is not downloaded in tests)."""
-    return write_synthetic_weights(tmp_path_factory.mktemp("weights") / "bvlc_alexnet.npy", seed=0)
+    """Installed weights with bvlc_alexnet's shapes (the real one is not downloaded in tests)."""
+    return write_synthetic_weights(tmp_path_factory.mktemp("weights") / "bvlc_alexnet.npz", seed=0)
 
 
 @pytest.fixture(scope="session")
