@@ -2,17 +2,24 @@
 
 from __future__ import annotations
 
+import json
 import time
 
 from sqlalchemy.orm import Session
 
 from core.config import Settings
 from core.datasets import get_dataset
-from core.errors import DatasetNotReady, JobNotFound, JobStateConflict, WeightsNotInstalled
+from core.errors import (
+    DatasetNotReady,
+    InvalidRequest,
+    JobNotFound,
+    JobStateConflict,
+    WeightsNotInstalled,
+)
 from core.ownership import get_owned, owned_page
 from core.storage import Storage
 from core.tables import JobRow, utcnow
-from model.spec import TrainSpec
+from model.spec import SpecError, TrainSpec
 
 JOB_STATES = ("queued", "running", "succeeded", "failed", "cancelled")
 PREVIOUS_JOB_PREFIX = "job:"
@@ -39,10 +46,24 @@ def create_job(
             )
     elif spec.weights not in ("imagenet", "random"):
         raise JobStateConflict(f"weights must be 'imagenet', 'random' or 'job:<id>'; got {spec.weights!r}")
+    try:
+        spec.check_classes(len(dataset.classes or []), _source_classes(spec, Storage(settings)))
+    except SpecError as exc:
+        raise InvalidRequest(str(exc)) from None
     row = JobRow(owner=owner, dataset_id=dataset_id, status="queued", spec=spec.model_dump(mode="json"))
     session.add(row)
     session.flush()
     return row
+
+
+def _source_classes(spec: TrainSpec, storage: Storage) -> int | None:
+    """How many classes the starting weights' fc8 has: 1000 for imagenet, the earlier job's own."""
+    if spec.weights == "imagenet":
+        return 1000
+    if spec.weights.startswith(PREVIOUS_JOB_PREFIX):
+        labels = storage.export_dir(spec.weights.removeprefix(PREVIOUS_JOB_PREFIX)) / "labels.json"
+        return len(json.loads(labels.read_text())) if labels.is_file() else None
+    return None
 
 
 def engine_spec(row: JobRow, storage: Storage) -> TrainSpec:

@@ -21,8 +21,8 @@ def build_alexnet(
     """Build AlexNet taking RGB images in 0..255, shape (N, 227, 227, 3), returning fc8 logits.
 
     `dropout_rate` is the probability of dropping. Weights start He-initialised (what `random` and
-    `reinit_layers` train from). `dtype_policy="mixed_float16"` computes in half precision and keeps
-    the logits in float32.
+    `reinit_layers` train from). `dtype_policy="mixed_float16"` computes the convolutions and dense
+    layers in half precision; the input normalization, LRN and the logits stay float32.
     """
     if not isinstance(num_classes, int) or isinstance(num_classes, bool) or num_classes < 2:
         raise ValueError(
@@ -50,7 +50,8 @@ def build_alexnet(
         )
 
     def lrn(name):
-        return LocalResponseNormalization(name=name, dtype=policy)
+        # float32 under any policy: float16 squares overflow above 256, and GPUs have no float16 LRN.
+        return LocalResponseNormalization(name=name, dtype="float32")
 
     def pool(name):
         return layers.MaxPooling2D(3, strides=2, padding="valid", name=name, dtype=policy)
@@ -81,16 +82,15 @@ def split_layers(
 ) -> tuple[list[keras.layers.Layer], list[keras.layers.Layer]]:
     """Split the chain of layers into a frozen prefix and a head that starts at `first_trainable`.
 
-    A dropout layer right before the first trainable layer belongs to the head, so that it still
-    drops at train time when the prefix's output is cached.
+    The cut never lies above a dropout layer: dropout draws anew each step, so everything from the
+    first dropout up runs in the head, and training on the cached prefix equals training without it.
     """
     chain = [layer for layer in model.layers if not isinstance(layer, keras.layers.InputLayer)]
     names = [layer.name for layer in chain]
     if first_trainable not in names:
         raise ValueError(f"unknown layer {first_trainable!r}; expected one of {WEIGHT_LAYERS}")
-    cut = names.index(first_trainable)
-    while cut > 0 and isinstance(chain[cut - 1], keras.layers.Dropout):
-        cut -= 1
+    dropouts = [i for i, layer in enumerate(chain) if isinstance(layer, keras.layers.Dropout)]
+    cut = min([names.index(first_trainable), *dropouts])
     return chain[:cut], chain[cut:]
 
 

@@ -17,7 +17,7 @@ from model.weights import Weights, WeightsError, apply_weights, read_weights
 @dataclass
 class Assembly:
     model: keras.Model  # the whole network, sharing its layers with prefix and head
-    prefix: keras.Model | None  # frozen layers below the first trainable one, or None
+    prefix: keras.Model | None  # frozen layers below the first trainable one and the first dropout
     head: keras.Model  # what the train step runs: the layers from the cut up
     reinit_layers: list[str]
 
@@ -38,42 +38,57 @@ def source_weights(spec: TrainSpec, imagenet_path: str | Path | None) -> Weights
     if spec.weights == "imagenet":
         if imagenet_path is None:
             raise WeightsError(
-                "weights='imagenet' needs the bvlc_alexnet.npy path (see `finetune download-weights`)"
+                "weights='imagenet' needs the installed weights (see `finetune download-weights`)"
+            )
+        if not Path(imagenet_path).exists():
+            raise WeightsError(
+                f"the pretrained weights are not installed at {imagenet_path}: run "
+                f"`finetune download-weights --to {imagenet_path}` (or `--from` a copy you have), "
+                "or train with weights 'random'"
             )
         return read_weights(imagenet_path)
     return read_weights(spec.weights)  # an export folder or a weights file
 
 
+def source_classes(source: Weights | None) -> int | None:
+    return None if source is None or "fc8" not in source else int(source["fc8"][0].shape[-1])
+
+
 def assemble(spec: TrainSpec, num_classes: int, preprocess: PreprocessSpec, imagenet_path=None) -> Assembly:
     keras.utils.set_random_seed(spec.seed)
     source = source_weights(spec, imagenet_path)
+    spec.check_classes(num_classes, source_classes(source))
     model = build_alexnet(
-        num_classes,
-        spec.dropout_rate,
-        preprocess,
-        seed=spec.seed,
-        dtype_policy="mixed_float16" if spec.mixed_precision else None,
+        num_classes, spec.dropout_rate, preprocess, seed=spec.seed, dtype_policy=spec.dtype_policy
     )
     reinit = set(spec.reinit_layers)
-    if source is not None and "fc8" in source and source["fc8"][0].shape[-1] != num_classes:
+    if source_classes(source) not in (None, num_classes):
         reinit.add("fc8")  # a new set of classes always needs a fresh classifier
     if source is not None:
         apply_weights(model, source, [name for name in WEIGHT_LAYERS if name not in reinit])
     for layer in model.layers:
         layer.trainable = layer.name in spec.train_layers
     prefix_layers, head_layers = split_layers(model, spec.first_trainable)
-    if not any(layer.name in WEIGHT_LAYERS for layer in prefix_layers):
-        prefix_layers, head_layers = [], model.layers  # nothing frozen worth caching below conv1
+    if not spec.feature_cache or not any(layer.name in WEIGHT_LAYERS for layer in prefix_layers):
+        prefix_layers, head_layers = [], model.layers  # nothing cached: the whole network runs each step
     prefix = chain_model(prefix_layers, (227, 227, 3), "frozen_prefix") if prefix_layers else None
     head = chain_model(head_layers, tuple(prefix.output.shape[1:]), "trainable_head") if prefix else model
     return Assembly(model, prefix, head, sorted(reinit, key=WEIGHT_LAYERS.index))
+
+
+def float32_model(model: keras.Model, preprocess: PreprocessSpec) -> keras.Model:
+    """The same network computing in float32 (what exports serve), sharing no variables."""
+    if all(layer.dtype_policy.name == "float32" for layer in model.layers):
+        return model
+    copy = build_alexnet(model.get_layer("fc8").units, preprocess=preprocess, dtype_policy="float32")
+    for name in WEIGHT_LAYERS:
+        copy.get_layer(name).set_weights(model.get_layer(name).get_weights())
+    return copy
 
 
 def make_optimizer(spec: TrainSpec) -> keras.optimizers.Optimizer:
     if spec.optimizer == "adam":
         optimizer = keras.optimizers.Adam(spec.learning_rate)
     else:
-        optimizer = keras.optimizers.SGD(
-            spec.learning_rate, momentum=spec.momentum if spec.optimizer == "momentum" else 0.0
-        )
+        optimizer = keras.optimizers.SGD(spec.learning_rate, momentum=spec.momentum or 0.0)
     return keras.optimizers.LossScaleOptimizer(optimizer) if spec.mixed_precision else optimizer

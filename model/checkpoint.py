@@ -37,14 +37,45 @@ def save_checkpoint(directory: Path, variables: list, state: dict) -> None:
         old.rmdir()
 
 
+def _existing(directory: Path) -> Path | None:
+    if (directory / STATE_FILE).is_file():
+        return directory
+    old = directory.with_name(directory.name + ".old")
+    return old if (old / STATE_FILE).is_file() else None  # a crash between the two renames
+
+
+def read_state(directory: Path) -> dict | None:
+    """The saved loop state alone (cheap: no variables are read), or None without a checkpoint."""
+    found = _existing(directory)
+    return json.loads((found / STATE_FILE).read_text()) if found else None
+
+
+def check_same_run(state: dict | None, spec: dict, dataset_fingerprint: str, where: Path) -> None:
+    """A checkpoint resumes only the run that wrote it: same options, same data."""
+    if not state:
+        return
+    saved = state.get("spec")
+    if saved is not None and saved != spec:
+        changed = ", ".join(
+            f"{key} {saved.get(key)!r} → {spec.get(key)!r}"
+            for key in sorted(set(saved) | set(spec))
+            if saved.get(key) != spec.get(key)
+        )
+        raise CheckpointMismatch(
+            f"{where} holds a run with other options ({changed}): use a new output folder, "
+            "or start over in this one"
+        )
+    if state.get("dataset") not in (None, dataset_fingerprint):
+        raise CheckpointMismatch(
+            f"{where} holds a run on other data: use a new output folder, or start over in this one"
+        )
+
+
 def load_checkpoint(directory: Path, variables: list) -> dict | None:
     """Restore `variables` in place and return the saved state, or None when there is none."""
-    if not (directory / STATE_FILE).is_file():
-        old = directory.with_name(directory.name + ".old")
-        if (old / STATE_FILE).is_file():  # a crash between the two renames
-            directory = old
-        else:
-            return None
+    directory = _existing(directory)
+    if directory is None:
+        return None
     with np.load(directory / VARIABLES_FILE) as saved:
         values = [saved[f"arr_{i}"] for i in range(len(saved.files))]
     hint = "it belongs to a run with other layers, optimizer or classes; use a new output folder"

@@ -28,9 +28,13 @@ class FeatureCache:
     def __init__(self, root: str | os.PathLike):
         self.root = Path(root)
 
-    def key(self, dataset_fingerprint: str, prefix_model, cut_layer: str) -> str:
+    def key(
+        self, dataset_fingerprint: str, prefix_model, cut_layer: str, *, policy: str, preprocess: str
+    ) -> str:
+        """Everything that changes the features: data, prefix weights, cut, precision, preprocessing."""
         weights = fingerprint([np.asarray(v) for v in prefix_model.weights])
-        return hashlib.sha256(f"{dataset_fingerprint}:{weights}:{cut_layer}".encode()).hexdigest()[:32]
+        parts = [dataset_fingerprint, weights, cut_layer, policy, preprocess]
+        return hashlib.sha256(":".join(parts).encode()).hexdigest()[:32]
 
     def features(
         self,
@@ -45,45 +49,46 @@ class FeatureCache:
         """Memory-mapped prefix outputs of every image, and of the flipped `flipped_rows` (or None).
 
         Rows of the flipped array outside `flipped_rows` are never computed and hold zeros.
+        `progress(done, total)` counts the images of both passes that still had to be computed.
         """
         folder = self.root / key
         folder.mkdir(parents=True, exist_ok=True)
+        passes = [(folder / "plain.npy", np.arange(len(images)), False)]
+        if flipped_rows is not None:
+            passes.append((folder / "flipped.npy", np.sort(flipped_rows), True))
         with open(folder / "lock", "w") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)  # one process computes; the others then read
-            plain = self._ensure(
-                folder / "plain.npy",
-                images,
-                np.arange(len(images)),
-                False,
-                prefix_model,
-                batch_size,
-                should_stop,
-                progress,
-            )
-            flipped = None
-            if flipped_rows is not None:
-                flipped = self._ensure(
-                    folder / "flipped.npy",
-                    images,
-                    np.sort(flipped_rows),
-                    True,
-                    prefix_model,
-                    batch_size,
-                    should_stop,
-                    progress,
-                )
-        return plain, flipped
+            missing = [rows for path, rows, _ in passes if not self._complete(path, rows)]
+            total, done = sum(len(rows) for rows in missing), 0
 
-    def _ensure(
-        self, path: Path, images, rows, flip: bool, prefix_model, batch_size, should_stop, progress
-    ) -> np.ndarray:
+            def report(count: int) -> None:
+                if progress:
+                    progress(done + count, total)
+
+            arrays = []
+            for path, rows, flip in passes:
+                if self._complete(path, rows):
+                    arrays.append(np.load(path, mmap_mode="r"))
+                    continue
+                arrays.append(
+                    self._compute(path, images, rows, flip, prefix_model, batch_size, should_stop, report)
+                )
+                done += len(rows)
+        return arrays[0], (arrays[1] if flipped_rows is not None else None)
+
+    @staticmethod
+    def _complete(path: Path, rows: np.ndarray) -> bool:
         rows_path = path.with_suffix(".rows.npy")
-        if path.exists() and rows_path.exists() and np.isin(rows, np.load(rows_path)).all():
-            return np.load(path, mmap_mode="r")
+        return path.exists() and rows_path.exists() and bool(np.isin(rows, np.load(rows_path)).all())
+
+    def _compute(self, path: Path, images, rows, flip: bool, prefix_model, batch_size, should_stop, report):
+        rows_path = path.with_suffix(".rows.npy")
         shape = (len(images), *prefix_model.output.shape[1:])
         tmp = path.with_name(path.stem + ".partial.npy")
         out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=shape)
-        forward = tf.function(lambda x: prefix_model(x, training=False), reduce_retracing=True)
+        forward = tf.function(
+            lambda x: tf.cast(prefix_model(x, training=False), tf.float32), reduce_retracing=True
+        )
         for start in range(0, len(rows), batch_size):
             if should_stop():
                 del out
@@ -94,8 +99,7 @@ class FeatureCache:
             if flip:
                 batch = batch[:, :, ::-1, :]
             out[batch_rows] = forward(tf.constant(batch)).numpy()
-            if progress:
-                progress(min(start + batch_size, len(rows)), len(rows))
+            report(min(start + batch_size, len(rows)))
         out.flush()
         del out
         rows_path.unlink(missing_ok=True)  # the rows file is written last: it marks the data complete

@@ -15,6 +15,7 @@ class RunInfo:
     classes: list[str]
     feature_cache: str | None
     resumed_from_step: int
+    resumed_at: tuple[int, int] | None = None  # (epoch, step in epoch, 0-based) when resuming
 
 
 @dataclass
@@ -61,6 +62,7 @@ class TrainResult:
     test: TestReport | None = None
     export_dir: str | None = None
     history: list[dict] = field(default_factory=list)
+    already_finished: bool = False  # the run folder held a finished run; nothing was trained
 
 
 class TrainingObserver:
@@ -81,4 +83,4 @@ class TrainingObserver:
 
 
 class TrainingDiverged(RuntimeError):
-    """The loss became NaN or infinite."""
+    """The loss, the gradients or the trained weights became NaN or infinite."""

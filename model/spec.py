@@ -15,11 +15,17 @@ MAX_EPOCHS = 1000
 MAX_BATCH_SIZE = 4096
 
 
+class SpecError(ValueError):
+    """Options that are each valid but do not fit the data or the starting weights."""
+
+
 class TrainSpec(BaseModel):
     """The training options, with the bounds we accept.
 
-    `weights` is `imagenet` (bvlc_alexnet.npy), `random` (He initialisation, from scratch) or the
+    `weights` is `imagenet` (bvlc_alexnet), `random` (He initialisation, from scratch) or the
     path of an earlier export to continue from (the service writes `job:<id>` and resolves it).
+    A layer that starts from random values must train, so `reinit_layers` ⊆ `train_layers`, and
+    `weights: random` trains every layer unless `train_layers` says otherwise (then it is refused).
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -27,10 +33,12 @@ class TrainSpec(BaseModel):
     train_layers: list[LayerName] = Field(
         default=["fc7", "fc8"],
         min_length=1,
-        description="Layers whose weights train; the rest stay bit-identical.",
+        description="Layers whose weights train; the rest stay bit-identical. "
+        "Default fc7, fc8; every layer with `weights: random`.",
     )
     reinit_layers: list[LayerName] = Field(
-        default=["fc8"], description="Layers that start from random instead of from `weights`."
+        default=["fc8"],
+        description="Layers that start from random instead of from `weights`; each must also train.",
     )
     weights: str = Field(
         default="imagenet",
@@ -38,9 +46,16 @@ class TrainSpec(BaseModel):
         max_length=4096,
         description="`imagenet`, `random`, or an earlier model to continue from.",
     )
-    optimizer: Literal["sgd", "momentum", "adam"] = "sgd"
+    optimizer: Literal["sgd", "adam"] = Field(
+        default="sgd", description="`sgd` (with `momentum`) or `adam`. `momentum` is read as `sgd`."
+    )
     learning_rate: float = Field(default=0.001, gt=0.0, le=10.0)
-    momentum: float = Field(default=0.9, ge=0.0, lt=1.0)
+    momentum: float | None = Field(
+        default=None,
+        ge=0.0,
+        lt=1.0,
+        description="SGD momentum: 0.9 unless given, 0 for plain SGD; null with adam (it does not apply).",
+    )
     num_epochs: int = Field(default=10, ge=1, le=MAX_EPOCHS)
     batch_size: int = Field(default=128, ge=1, le=MAX_BATCH_SIZE)
     dropout_rate: float = Field(default=0.5, ge=0.0, lt=1.0, description="Probability of dropping a unit.")
@@ -53,14 +68,28 @@ class TrainSpec(BaseModel):
     )
     seed: int = Field(default=0, ge=0, le=2**31 - 1)
     mixed_precision: bool = Field(
-        default=False, description="float16 compute on a GPU (logits stay float32)."
+        default=False,
+        description="float16 compute (LRN, input normalization and logits stay float32); "
+        "the export is float32.",
     )
     xla: bool = Field(default=False, description="Compile the train step with XLA.")
+    feature_cache: bool = Field(
+        default=True,
+        description="Compute the frozen layers below the first dropout once per image and train on "
+        "the stored features (same result, much faster); false runs them every step.",
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _legacy_momentum_optimizer(cls, data):
+        if isinstance(data, dict) and data.get("optimizer") == "momentum":
+            data = {**data, "optimizer": "sgd"}
+        return data
 
     @field_validator("learning_rate", "momentum", "dropout_rate")
     @classmethod
-    def _finite(cls, value: float) -> float:
-        if not math.isfinite(value):
+    def _finite(cls, value: float | None) -> float | None:
+        if value is not None and not math.isfinite(value):
             raise ValueError("must be a finite number")
         return value
 
@@ -72,11 +101,40 @@ class TrainSpec(BaseModel):
         return sorted(value, key=WEIGHT_LAYERS.index)
 
     @model_validator(mode="after")
-    def _fresh_fc8_for_new_classes(self) -> TrainSpec:
+    def _consistent(self) -> TrainSpec:
+        if self.optimizer == "sgd" and self.momentum is None:
+            self.momentum = 0.9
+        if self.optimizer == "adam" and self.momentum is not None:
+            raise ValueError("momentum applies to optimizer 'sgd' only; leave it out (null) with 'adam'")
         if self.weights == "random":
             self.reinit_layers = list(WEIGHT_LAYERS)
+            if "train_layers" not in self.model_fields_set:
+                self.train_layers = list(WEIGHT_LAYERS)
+        frozen_fresh = [name for name in self.reinit_layers if name not in self.train_layers]
+        if frozen_fresh:
+            why = (
+                "weights 'random' starts every layer from random values"
+                if self.weights == "random"
+                else ("reinit_layers start from random values")
+            )
+            raise ValueError(
+                f"{why}, so they must train: train_layers leaves {', '.join(frozen_fresh)} frozen; "
+                f"add {'them' if len(frozen_fresh) > 1 else 'it'} to train_layers"
+            )
         return self
+
+    @property
+    def dtype_policy(self) -> str:
+        return "mixed_float16" if self.mixed_precision else "float32"
 
     @property
     def first_trainable(self) -> str:
         return self.train_layers[0]
+
+    def check_classes(self, num_classes: int, source_classes: int | None) -> None:
+        """A new set of classes needs a fresh fc8, which must then train (raises `SpecError`)."""
+        if source_classes is not None and source_classes != num_classes and "fc8" not in self.train_layers:
+            raise SpecError(
+                f"the dataset has {num_classes} classes and the starting weights {source_classes}, so fc8 "
+                f"starts fresh and must train: add fc8 to train_layers"
+            )

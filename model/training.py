@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import math
+import os
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -10,8 +12,9 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
-from model.assembly import assemble, configure_devices, make_optimizer
-from model.checkpoint import load_checkpoint, save_checkpoint
+from model.assembly import assemble, configure_devices, float32_model, make_optimizer
+from model.batches import Batches, epoch_order
+from model.checkpoint import check_same_run, load_checkpoint, read_state, save_checkpoint
 from model.dataset import PreparedDataset
 from model.export import export_model
 from model.features import Cancelled, FeatureCache
@@ -26,9 +29,11 @@ from model.reports import (
     TrainResult,
 )
 from model.spec import TrainSpec
+from model.summaries import write_epoch_summaries
 from model.weights import Weights, apply_weights, read_weights, save_weights
 
 EVAL_BATCH = 256
+RESULT_FILE = "result.json"
 
 
 def train(
@@ -42,20 +47,33 @@ def train(
 ) -> TrainResult:
     """Finetune on `dataset`, writing checkpoints, TensorBoard events and the export into `run_dir`.
 
-    If `run_dir` holds a checkpoint of this run, training resumes from it (same data order, same
-    dropout draws). `observer.should_stop()` is honoured within one step: the position is
-    checkpointed and the result's status is `cancelled`.
+    If `run_dir` holds a checkpoint of this run (same spec, same data), training resumes from it
+    (same data order, same dropout draws); a finished run returns its stored result; a checkpoint
+    of another run raises `CheckpointMismatch`. `observer.should_stop()` is honoured within one
+    step: the position is checkpointed and the result's status is `cancelled`.
     """
     observer = observer or TrainingObserver()
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
+    checkpoint_dir = run_dir / "checkpoint"
+    spec_json = spec.model_dump(mode="json")
+    saved_state = read_state(checkpoint_dir)
+    check_same_run(saved_state, spec_json, dataset.fingerprint, run_dir)
+    if saved_state and (run_dir / RESULT_FILE).is_file():
+        return _stored_result(run_dir)
     configure_devices()
     parts = assemble(spec, dataset.num_classes, dataset.preprocess, imagenet_weights)
     train_rows, val_rows, test_rows = (dataset.indices(name) for name in ("train", "val", "test"))
-    batches = _Batches(dataset)
+    batches = Batches(dataset)
     if parts.prefix is not None:
         cache = FeatureCache(cache_dir or run_dir / "features")
-        key = cache.key(dataset.fingerprint, parts.prefix, parts.prefix.layers[-1].name)
+        key = cache.key(
+            dataset.fingerprint,
+            parts.prefix,
+            parts.prefix.layers[-1].name,
+            policy=spec.dtype_policy,
+            preprocess=dataset.preprocess.to_json(),
+        )
         try:
             batches.plain, batches.flipped = cache.features(
                 key,
@@ -74,8 +92,7 @@ def train(
     train_vars = net.trainable_variables
     optimizer.build(train_vars)
     state_vars = list(net.variables) + list(optimizer.variables)
-    checkpoint_dir = run_dir / "checkpoint"
-    state = load_checkpoint(checkpoint_dir, state_vars) or _fresh_state()
+    state = load_checkpoint(checkpoint_dir, state_vars) or _fresh_state(spec_json, dataset.fingerprint)
     steps_per_epoch = math.ceil(len(train_rows) / spec.batch_size)
     observer.on_start(
         RunInfo(
@@ -87,6 +104,7 @@ def train(
             dataset.classes,
             "cached" if batches.cached else None,
             state["global_step"],
+            resumed_at=(state["epoch"], state["step_in_epoch"]) if state["global_step"] else None,
         )
     )
 
@@ -94,16 +112,17 @@ def train(
     def train_step(x, y):
         with tf.GradientTape() as tape:
             logits = tf.cast(net(x, training=True), tf.float32)
-            loss = tf.reduce_mean(
-                tf.keras.losses.sparse_categorical_crossentropy(y, logits, from_logits=True)
-            )
+            per_image = tf.keras.losses.sparse_categorical_crossentropy(y, logits, from_logits=True)
+            loss = tf.reduce_mean(per_image)
             scaled = optimizer.scale_loss(loss) if spec.mixed_precision else loss
         grads = tape.gradient(scaled, train_vars)
+        # Under loss scaling an overflowing gradient is skipped by the optimizer, not a divergence.
+        grad_norm = tf.constant(0.0) if spec.mixed_precision else tf.linalg.global_norm(grads)
         optimizer.apply(grads, train_vars)
-        accuracy = tf.reduce_mean(
-            tf.cast(tf.equal(tf.argmax(logits, 1, output_type=tf.int32), y), tf.float32)
-        )
-        return loss, accuracy, grads
+        weights_finite = tf.reduce_all([tf.reduce_all(tf.math.is_finite(v)) for v in train_vars])
+        predicted = tf.argmax(logits, 1, output_type=tf.int32)
+        accuracy = tf.reduce_mean(tf.cast(tf.equal(predicted, y), tf.float32))
+        return loss, accuracy, grad_norm, weights_finite, grads
 
     evaluate_forward = tf.function(
         lambda x: tf.cast(net(x, training=False), tf.float32), reduce_retracing=True
@@ -112,24 +131,28 @@ def train(
         name: tf.summary.create_file_writer(str(run_dir / "tensorboard" / name))
         for name in ("train", "validation")
     }
-    stopped_early = False
     grads = None
     for epoch in range(state["epoch"], spec.num_epochs + 1):
-        order, flips = _epoch_order(spec, epoch, train_rows)
+        if state["stopped_early"]:
+            break
+        order, flips = epoch_order(spec.seed, epoch, train_rows, spec.augment_flip)
         for step_in_epoch in range(state["step_in_epoch"], steps_per_epoch):
             if observer.should_stop():
-                save_checkpoint(
-                    checkpoint_dir, state_vars, {**state, "epoch": epoch, "step_in_epoch": step_in_epoch}
-                )
-                return _result("cancelled", state)
+                position = {**state, "epoch": epoch, "step_in_epoch": step_in_epoch}
+                save_checkpoint(checkpoint_dir, state_vars, position)
+                return _result("cancelled", position)
             started = time.perf_counter()
-            rows = order[step_in_epoch * spec.batch_size : (step_in_epoch + 1) * spec.batch_size]
-            x = batches.train_batch(rows, flips[step_in_epoch * spec.batch_size :][: len(rows)])
-            loss, accuracy, grads = train_step(tf.constant(x), tf.constant(dataset.labels[rows]))
-            loss, accuracy = float(loss), float(accuracy)
-            if not math.isfinite(loss):
+            batch = slice(step_in_epoch * spec.batch_size, (step_in_epoch + 1) * spec.batch_size)
+            rows = order[batch]
+            x = batches.train_batch(rows, flips[batch])
+            loss, accuracy, grad_norm, weights_finite, grads = train_step(
+                tf.constant(x), tf.constant(dataset.labels[rows])
+            )
+            loss, accuracy, grad_norm = float(loss), float(accuracy), float(grad_norm)
+            if not (math.isfinite(loss) and math.isfinite(grad_norm) and bool(weights_finite)):
                 raise TrainingDiverged(
-                    f"the loss became {loss} at epoch {epoch}, step {step_in_epoch + 1}; "
+                    f"training diverged at epoch {epoch}, step {step_in_epoch + 1}: loss {loss}, "
+                    f"gradient norm {grad_norm}, weights {'finite' if weights_finite else 'not finite'}; "
                     f"try a lower learning rate than {spec.learning_rate}"
                 )
             state["global_step"] += 1
@@ -154,93 +177,63 @@ def train(
                 tf.summary.scalar("accuracy", accuracy)
 
         evaluation = _evaluate(evaluate_forward, batches, val_rows, dataset)
-        is_best = state["best_epoch"] is None or evaluation.accuracy > state["best_val_accuracy"]
+        is_best = _better(evaluation, state)
         if is_best:
             state.update(
                 best_epoch=epoch, best_val_accuracy=evaluation.accuracy, best_val_loss=evaluation.loss
             )
-            save_weights(_trained_weights(parts.model, spec), run_dir / "best_weights.npy")
+            save_weights(_trained_weights(parts.model, spec), run_dir / "best_weights.npz")
+        seen = max(state["seen"], 1)
         report = EpochReport(
             epoch,
             evaluation.loss,
             evaluation.accuracy,
             evaluation.per_class,
             evaluation.confusion_matrix,
-            state["loss_sum"] / max(state["seen"], 1),
-            state["correct_sum"] / max(state["seen"], 1),
+            state["loss_sum"] / seen,
+            state["correct_sum"] / seen,
             is_best,
             time.time(),
         )
         state["history"].append(
             {k: v for k, v in asdict(report).items() if k not in ("per_class", "confusion_matrix")}
         )
-        _write_epoch_summaries(writers, report, train_vars, grads, epoch)
-        state.update(epoch=epoch + 1, step_in_epoch=0, loss_sum=0.0, correct_sum=0.0, seen=0)
-        save_checkpoint(checkpoint_dir, state_vars, state)
-        observer.on_epoch(report)
+        write_epoch_summaries(writers, report, train_vars, grads, epoch)
         patience = spec.early_stopping_patience
-        if patience and epoch - state["best_epoch"] >= patience:
-            stopped_early = True
-            break
+        state.update(epoch=epoch + 1, step_in_epoch=0, loss_sum=0.0, correct_sum=0.0, seen=0)
+        state["stopped_early"] = bool(patience and epoch - state["best_epoch"] >= patience)
+        save_checkpoint(checkpoint_dir, state_vars, state)  # the stop decision is saved with the epoch
+        observer.on_epoch(report)
 
-    result = _result("succeeded", state, stopped_early=stopped_early)
-    best = read_weights(run_dir / "best_weights.npy")
+    result = _result("succeeded", state)
+    best = read_weights(run_dir / "best_weights.npz")
     apply_weights(parts.model, best, list(best))
     if len(test_rows):
         test = _evaluate(evaluate_forward, batches, test_rows, dataset)
         result.test = TestReport(test.loss, test.accuracy, test.per_class, test.confusion_matrix)
         observer.on_test(result.test)
-    result.export_dir = str(
-        export_model(
-            parts.model,
-            run_dir / "export",
-            dataset.classes,
-            dataset.preprocess,
-            spec,
-            {
-                "best_epoch": result.best_epoch,
-                "best_val_accuracy": result.best_val_accuracy,
-                "best_val_loss": result.best_val_loss,
-                "test": asdict(result.test) if result.test else None,
-                "history": result.history,
-            },
-        )
-    )
+    metrics = {
+        "best_epoch": result.best_epoch,
+        "best_val_accuracy": result.best_val_accuracy,
+        "best_val_loss": result.best_val_loss,
+        "test": asdict(result.test) if result.test else None,
+        "history": result.history,
+    }
+    serving = float32_model(parts.model, dataset.preprocess)
+    export_dir = export_model(serving, run_dir / "export", dataset.classes, dataset.preprocess, spec, metrics)
+    result.export_dir = str(export_dir)
+    _store_result(run_dir, result)
     return result
 
 
-class _Batches:
-    """Assembles batches from the cached features, or from the images when nothing is cached."""
-
-    def __init__(self, dataset: PreparedDataset):
-        self.images = dataset.images
-        self.plain: np.ndarray | None = None
-        self.flipped: np.ndarray | None = None
-        self.cached = False
-
-    def train_batch(self, rows: np.ndarray, flips: np.ndarray) -> np.ndarray:
-        if self.cached:
-            x = np.asarray(self.plain[rows])
-            if self.flipped is not None and flips.any():
-                x[flips] = self.flipped[rows[flips]]
-            return x
-        x = np.asarray(self.images[rows])
-        x[flips] = x[flips][:, :, ::-1, :]
-        return x
-
-    def eval_batch(self, rows: np.ndarray) -> np.ndarray:
-        return np.asarray((self.plain if self.cached else self.images)[rows])
+def _better(evaluation, state: dict) -> bool:
+    """Higher validation accuracy wins; a tie goes to the lower validation loss."""
+    if state["best_epoch"] is None or evaluation.accuracy > state["best_val_accuracy"]:
+        return True
+    return evaluation.accuracy == state["best_val_accuracy"] and evaluation.loss < state["best_val_loss"]
 
 
-def _epoch_order(spec: TrainSpec, epoch: int, train_rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The data order of an epoch depends only on (seed, epoch): a resumed run sees the same."""
-    rng = np.random.default_rng([spec.seed, epoch])
-    order = rng.permutation(train_rows)
-    flips = rng.random(len(order)) < 0.5 if spec.augment_flip else np.zeros(len(order), dtype=bool)
-    return order, flips
-
-
-def _evaluate(forward, batches: _Batches, rows: np.ndarray, dataset: PreparedDataset):
+def _evaluate(forward, batches: Batches, rows: np.ndarray, dataset: PreparedDataset):
     logits = [
         forward(tf.constant(batches.eval_batch(rows[i : i + EVAL_BATCH]))).numpy()
         for i in range(0, len(rows), EVAL_BATCH)
@@ -256,7 +249,7 @@ def _trained_weights(model, spec: TrainSpec) -> Weights:
     }
 
 
-def _fresh_state() -> dict:
+def _fresh_state(spec_json: dict, dataset_fingerprint: str) -> dict:
     return {
         "epoch": 1,
         "step_in_epoch": 0,
@@ -267,39 +260,33 @@ def _fresh_state() -> dict:
         "best_epoch": None,
         "best_val_accuracy": None,
         "best_val_loss": None,
+        "stopped_early": False,
         "history": [],
+        "spec": spec_json,
+        "dataset": dataset_fingerprint,
     }
 
 
-def _result(status: str, state: dict, stopped_early: bool = False) -> TrainResult:
+def _result(status: str, state: dict) -> TrainResult:
     return TrainResult(
         status,
         len(state["history"]),
         state["best_epoch"],
         state["best_val_accuracy"],
         state["best_val_loss"],
-        stopped_early=stopped_early,
+        stopped_early=bool(state.get("stopped_early")),
         history=list(state["history"]),
     )
 
 
-def _write_epoch_summaries(writers, report: EpochReport, train_vars, grads, epoch: int) -> None:
-    with writers["validation"].as_default(step=epoch):
-        tf.summary.scalar("epoch_loss", report.loss)
-        tf.summary.scalar("epoch_accuracy", report.accuracy)
-    with writers["train"].as_default(step=epoch):
-        tf.summary.scalar("epoch_loss", report.train_loss)
-        tf.summary.scalar("epoch_accuracy", report.train_accuracy)
-        for variable in train_vars:
-            tf.summary.histogram(variable.path, _histogram_sample(variable))
-        for variable, grad in zip(train_vars, grads or []):
-            if grad is not None:
-                tf.summary.histogram(f"{variable.path}/gradient", _histogram_sample(grad))
-        writers["train"].flush()
-        writers["validation"].flush()
+def _store_result(run_dir: Path, result: TrainResult) -> None:
+    tmp = run_dir / (RESULT_FILE + ".tmp")
+    tmp.write_text(json.dumps(asdict(result)))
+    os.replace(tmp, run_dir / RESULT_FILE)
 
 
-def _histogram_sample(tensor, limit: int = 8192) -> tf.Tensor:
-    """An evenly strided sample: TensorBoard's histogram op takes seconds on fc7's 16M values."""
-    flat = tf.reshape(tensor, [-1])
-    return tf.cast(flat[:: max(1, int(flat.shape[0]) // limit)], tf.float32)
+def _stored_result(run_dir: Path) -> TrainResult:
+    data = json.loads((run_dir / RESULT_FILE).read_text())
+    test = data.pop("test", None)
+    data.pop("already_finished", None)
+    return TrainResult(**data, test=TestReport(**test) if test else None, already_finished=True)

@@ -90,9 +90,10 @@ def describe_failure(exc: Exception) -> str:
     from model.checkpoint import CheckpointMismatch
     from model.reports import TrainingDiverged
     from model.sources import DatasetError
+    from model.spec import SpecError
     from model.weights import WeightsError
 
-    if isinstance(exc, TrainingDiverged | WeightsError | DatasetError | CheckpointMismatch):
+    if isinstance(exc, TrainingDiverged | WeightsError | DatasetError | CheckpointMismatch | SpecError):
         return str(exc)
     if isinstance(exc, OSError):
         if exc.errno == 28:

@@ -4,12 +4,15 @@ import sys
 import numpy as np
 import pytest
 
+from model.alexnet import build_alexnet
+from model.dataset import SplitFractions, prepare_dataset
 from model.export import load_export
 from model.layout import WEIGHT_LAYERS
 from model.reports import TrainingDiverged, TrainingObserver
 from model.spec import TrainSpec
 from model.training import train
 from model.weights import read_weights, save_weights
+from tests.utils.images import class_folder_zip
 
 FAST = dict(num_epochs=2, batch_size=8, learning_rate=0.01)
 
@@ -74,11 +77,12 @@ def test_convolutional_layers_train_without_the_cache(dataset, weights_file, tmp
         assert np.array_equal(start[name][0], end[name][0]), name
 
 
-def test_reinit_is_separate_from_training(dataset, weights_file, tmp_path):
-    spec = TrainSpec(train_layers=["fc8"], reinit_layers=["fc7", "fc8"], num_epochs=1, batch_size=8)
-    train(spec, dataset, tmp_path / "run", imagenet_weights=weights_file)
+def test_fresh_layers_train_from_their_fresh_start(dataset, weights_file, tmp_path):
+    spec = TrainSpec(train_layers=["fc7", "fc8"], reinit_layers=["fc7", "fc8"], num_epochs=1, batch_size=8)
+    result = train(spec, dataset, tmp_path / "run", imagenet_weights=weights_file)
     start, end = read_weights(weights_file), exported(tmp_path / "run")
-    assert not np.array_equal(start["fc7"][0], end["fc7"][0])  # fresh, then frozen
+    assert result.status == "succeeded"
+    assert not np.array_equal(start["fc7"][0], end["fc7"][0])
     assert np.array_equal(start["fc6"][0], end["fc6"][0])
 
 
@@ -137,11 +141,23 @@ def test_second_job_on_the_same_data_reuses_the_feature_cache(dataset, weights_f
     assert first.phases and not second.phases
 
 
-def test_nan_loss_stops_with_a_clear_error(dataset, weights_file, tmp_path):
-    weights = read_weights(weights_file)
+def test_a_real_divergence_stops_at_the_first_overflowing_gradient(dataset, weights_file, tmp_path):
+    """Features 1000× their usual size and lr 0.1: the loss climbs past 1e33 while still finite,
+    and the gradient norm overflows first. The same on every backend (oneDNN on or off)."""
+    weights = dict(read_weights(weights_file))
+    weights["fc6"] = (np.asarray(weights["fc6"][0]) * 1000, weights["fc6"][1])
+    loud = save_weights(weights, tmp_path / "loud.npz")
+    spec = TrainSpec(num_epochs=3, batch_size=8, learning_rate=0.1)
+    with pytest.raises(
+        TrainingDiverged, match=r"epoch 3, step 1: loss [0-9.e+]+, gradient norm inf.*lower learning"
+    ):
+        train(spec, dataset, tmp_path / "run", imagenet_weights=loud)
+
+
+def test_non_finite_activations_stop_with_a_clear_error(dataset, weights_file, tmp_path):
+    weights = dict(read_weights(weights_file))
     weights["fc6"] = (weights["fc6"][0], np.full(4096, 3e38, np.float32))
-    broken = tmp_path / "broken.npy"
-    save_weights(weights, broken)
+    broken = save_weights(weights, tmp_path / "broken.npz")
     with pytest.raises(TrainingDiverged, match="lower learning rate"):
         train(TrainSpec(**FAST), dataset, tmp_path / "run", imagenet_weights=broken)
 
@@ -211,9 +227,17 @@ def test_continue_from_an_earlier_export(dataset, weights_file, tmp_path):
     assert not np.array_equal(first["fc8"][0], second["fc8"][0])
 
 
-def test_random_weights_train_from_scratch(dataset, tmp_path):
-    result = train(TrainSpec(weights="random", num_epochs=1, batch_size=8), dataset, tmp_path / "run")
-    assert result.status == "succeeded"
+def test_random_weights_train_every_layer_and_learn_above_chance(tmp_path):
+    """The README's from-scratch recipe (sgd, lr 1e-5, momentum 0.9) on three colour classes."""
+    archive = class_folder_zip(tmp_path / "rgb.zip", classes=("red", "green", "blue"), per_class=12)
+    rgb = prepare_dataset(archive, tmp_path / "rgb", SplitFractions(0.25, 0.0, seed=1))
+    spec = TrainSpec(weights="random", learning_rate=1e-5, num_epochs=2, batch_size=9)
+    result = train(spec, rgb, tmp_path / "run")
+    assert result.status == "succeeded" and spec.train_layers == list(WEIGHT_LAYERS)
+    assert result.best_val_accuracy > 0.6  # chance is 1/3
+    fresh = build_alexnet(3, seed=0)
+    end = exported(tmp_path / "run")
+    assert not np.array_equal(fresh.get_layer("conv1").get_weights()[0], end["conv1"][0])
 
 
 def test_mixed_precision_and_xla_paths_run_on_a_cpu(dataset, weights_file, tmp_path):

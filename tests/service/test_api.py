@@ -8,7 +8,7 @@ import pytest
 import redis
 
 from tests.service.conftest import REDIS
-from tests.utils.images import make_image
+from tests.utils.images import make_image, png_header_only
 from tests.utils.service import prepare_now, ready_dataset, upload_dataset
 
 
@@ -298,3 +298,39 @@ def test_broker_down_keeps_the_job_and_says_so_at_readyz(client, tmp_path, monke
         assert ready.json()["checks"]["database"] == "ok"
     finally:
         get_celery.cache_clear()
+
+
+def test_job_specs_say_what_runs(client, tmp_path):
+    dataset = ready_dataset(client, tmp_path)
+    frozen_random = client.post(
+        "/jobs", json={"dataset_id": dataset["id"], "weights": "random", "train_layers": ["fc7", "fc8"]}
+    )
+    assert_error(
+        frozen_random, 422, "ValidationError", "leaves conv1, conv2, conv3, conv4, conv5, fc6 frozen"
+    )
+    frozen_fc8 = client.post(
+        "/jobs", json={"dataset_id": dataset["id"], "train_layers": ["fc7"], "reinit_layers": []}
+    )
+    assert_error(frozen_fc8, 422, "InvalidRequest", "2 classes and the starting weights 1000", "fc8")
+    default = client.post("/jobs", json={"dataset_id": dataset["id"]}).json()
+    assert (default["spec"]["optimizer"], default["spec"]["momentum"]) == ("sgd", 0.9)
+    adam = client.post("/jobs", json={"dataset_id": dataset["id"], "optimizer": "adam"}).json()
+    assert adam["spec"]["momentum"] is None
+    scratch = client.post("/jobs", json={"dataset_id": dataset["id"], "weights": "random"}).json()
+    assert scratch["spec"]["train_layers"] == [
+        "conv1",
+        "conv2",
+        "conv3",
+        "conv4",
+        "conv5",
+        "fc6",
+        "fc7",
+        "fc8",
+    ]
+
+
+def test_an_image_above_the_pixel_limit_is_refused_before_decoding(client):
+    response = client.post(
+        "/predict", files={"image": ("bomb.png", png_header_only(10_000, 10_001))}, data={"model": "imagenet"}
+    )
+    assert_error(response, 415, "InvalidImage", "image 1", "100,010,000 pixels", "limit is 100,000,000")

@@ -1,0 +1,129 @@
+"""Each option trains what it says: momentum, the feature cache, precision, early stopping, best epoch."""
+
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from model.alexnet import build_alexnet
+from model.assembly import assemble
+from model.export import load_export
+from model.features import FeatureCache
+from model.layout import WEIGHT_LAYERS
+from model.preprocess import PreprocessSpec
+from model.spec import TrainSpec
+from model.training import _better, train
+from model.weights import apply_weights, read_weights, synthetic_weights
+from tests.engine.test_training import Recorder, exported
+
+
+def test_sgd_momentum_applies(dataset, weights_file, tmp_path):
+    runs = {}
+    for momentum in (0.0, 0.9):
+        spec = TrainSpec(
+            num_epochs=2, batch_size=8, learning_rate=0.01, momentum=momentum, augment_flip=False
+        )
+        train(
+            spec, dataset, tmp_path / str(momentum), imagenet_weights=weights_file, cache_dir=tmp_path / "c"
+        )
+        runs[momentum] = exported(tmp_path / str(momentum))
+    assert not np.allclose(runs[0.0]["fc8"][0], runs[0.9]["fc8"][0], atol=1e-6)
+
+
+@pytest.mark.parametrize("train_layers", [["fc8"], ["fc7", "fc8"]])
+def test_cached_and_uncached_training_are_the_same(dataset, weights_file, tmp_path, train_layers):
+    """Dropout on, flips on, two epochs: the cache changes the speed, never the result."""
+    runs = {}
+    for cached in (True, False):
+        recorder = Recorder()
+        spec = TrainSpec(
+            train_layers=train_layers, num_epochs=2, batch_size=8, learning_rate=0.01, feature_cache=cached
+        )
+        train(spec, dataset, tmp_path / str(cached), imagenet_weights=weights_file, observer=recorder)
+        assert recorder.info.feature_cache == ("cached" if cached else None)
+        runs[cached] = ([s.loss for s in recorder.steps], exported(tmp_path / str(cached)))
+    assert np.allclose(runs[True][0], runs[False][0], rtol=1e-4, atol=1e-5)
+    for name in train_layers:
+        assert np.allclose(runs[True][1][name][0], runs[False][1][name][0], atol=1e-5), name
+
+
+def test_the_feature_phase_reports_one_total(dataset, weights_file, tmp_path):
+    recorder = Recorder()
+    train(TrainSpec(num_epochs=1, batch_size=8), dataset, tmp_path / "run", imagenet_weights=weights_file,
+          observer=recorder)  # fmt: skip
+    totals = {total for _, _, total in recorder.phases}
+    assert totals == {26 + 18}  # every image, then the flipped training images
+    assert recorder.phases[-1] == ("features", 44, 44)
+
+
+def test_the_cache_key_covers_precision_and_preprocessing(dataset, weights_file, tmp_path):
+    parts = assemble(TrainSpec(), 2, PreprocessSpec(), weights_file)
+    cache = FeatureCache(tmp_path)
+    base = dict(policy="float32", preprocess=PreprocessSpec().to_json())
+    key = cache.key("data", parts.prefix, "fc6", **base)
+    assert key == cache.key("data", parts.prefix, "fc6", **base)
+    assert key != cache.key("data", parts.prefix, "fc6", **{**base, "policy": "mixed_float16"})
+    center = PreprocessSpec(resize="center_crop").to_json()
+    assert key != cache.key("data", parts.prefix, "fc6", **{**base, "preprocess": center})
+
+
+def test_the_early_stop_decision_survives_a_crash(dataset, weights_file, tmp_path):
+    class CrashInTest(Recorder):
+        def on_test(self, report):
+            raise RuntimeError("worker died during the test evaluation")
+
+    spec = TrainSpec(num_epochs=6, batch_size=8, learning_rate=1e-12, early_stopping_patience=1)
+    first = CrashInTest()
+    with pytest.raises(RuntimeError, match="worker died"):
+        train(spec, dataset, tmp_path / "run", imagenet_weights=weights_file, observer=first)
+    assert len(first.epochs) == 2
+    again = Recorder()
+    result = train(spec, dataset, tmp_path / "run", imagenet_weights=weights_file, observer=again)
+    assert again.steps == [] and result.stopped_early and result.epochs_completed == 2
+    assert (tmp_path / "run" / "export" / "saved_model").is_dir()
+
+
+def test_best_epoch_ties_go_to_the_lower_loss():
+    state = {"best_epoch": 1, "best_val_accuracy": 0.75, "best_val_loss": 0.5}
+    assert _better(SimpleNamespace(accuracy=0.75, loss=0.4), state)
+    assert not _better(SimpleNamespace(accuracy=0.75, loss=0.6), state)
+    assert _better(SimpleNamespace(accuracy=0.8, loss=9.0), state)
+    assert not _better(SimpleNamespace(accuracy=0.7, loss=0.1), state)
+
+
+def test_mixed_precision_keeps_lrn_and_normalization_in_float32_on_real_activations(dataset):
+    """He-scaled conv1 on raw pixels: activations of several hundred, as in the real network."""
+    weights = synthetic_weights(seed=5, num_classes=2)
+    weights["conv1"] = (weights["conv1"][0] * 64, weights["conv1"][1])  # undo the test file's damping
+    full, mixed = build_alexnet(2), build_alexnet(2, dtype_policy="mixed_float16")
+    for model in (full, mixed):
+        apply_weights(model, weights, WEIGHT_LAYERS)
+    for name in ("preprocess", "lrn1", "lrn2"):
+        assert mixed.get_layer(name).compute_dtype == "float32", name
+    images = np.asarray(dataset.images[:8])
+    conv1 = build_probe(full, "conv1")(images).numpy()
+    assert conv1.max() > 256  # float16 squares of these overflow
+    want, got = full(images).numpy(), mixed(images).numpy()
+    assert np.abs(got - want).max() < 2e-2 * np.abs(want).max()
+    assert (got.argmax(1) == want.argmax(1)).all()
+
+
+def build_probe(model, layer):
+    import keras
+
+    return keras.Model(model.input, model.get_layer(layer).output)
+
+
+def test_a_mixed_precision_run_exports_a_float32_graph(dataset, weights_file, tmp_path):
+    spec = TrainSpec(num_epochs=1, batch_size=8, mixed_precision=True)
+    train(spec, dataset, tmp_path / "run", imagenet_weights=weights_file)
+    trained = exported(tmp_path / "run")
+    reference = build_alexnet(2)
+    apply_weights(reference, trained, WEIGHT_LAYERS)
+    images = np.asarray(dataset.images[:6])
+    logits = reference(images).numpy()
+    expected = np.exp(logits - logits.max(1, keepdims=True))
+    expected /= expected.sum(1, keepdims=True)
+    served = load_export(tmp_path / "run" / "export").forward(images)
+    assert np.allclose(served, expected, atol=1e-5)  # float16 serving would differ by ~1e-3
+    assert read_weights(tmp_path / "run" / "export")["fc7"][0].dtype == np.float32
