@@ -8,6 +8,9 @@ from pathlib import Path
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from model.preprocess import MAX_IMAGE_PIXELS
+from model.weights import WEIGHTS_FILE_NAME
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="FINETUNE_", env_file=".env", extra="ignore")
@@ -22,11 +25,19 @@ class Settings(BaseSettings):
         default="", description="Celery broker; empty means the filesystem transport in data_dir."
     )
     weights_path: Path | None = Field(
-        default=None, description="bvlc_alexnet.npy; empty means data_dir/bvlc_alexnet.npy."
+        default=None,
+        description="The installed pretrained weights (`finetune download-weights` writes them); "
+        "empty means data_dir/bvlc_alexnet.npz.",
     )
     max_upload_bytes: int = Field(default=2 * 1024**3, ge=1, description="Largest dataset upload.")
     max_predict_bytes: int = Field(
         default=32 * 1024**2, ge=1, description="Largest single image at /predict."
+    )
+    max_image_pixels: int = Field(
+        default=MAX_IMAGE_PIXELS,
+        ge=1,
+        description="Largest image (width × height) accepted at /predict and in datasets; "
+        "checked from the header before decoding.",
     )
     max_predict_images: int = Field(default=64, ge=1, description="Most images in one /predict request.")
     predictor_cache_size: int = Field(default=4, ge=1, description="Exports kept loaded for prediction.")
@@ -61,7 +72,7 @@ class Settings(BaseSettings):
         if not self.broker_url:
             self.broker_url = "filesystem://"
         if self.weights_path is None:
-            self.weights_path = self.data_dir / "bvlc_alexnet.npy"
+            self.weights_path = self.data_dir / WEIGHTS_FILE_NAME
         return self
 
     @property

@@ -51,7 +51,7 @@ def register_upload(
 def prepare(session: Session, settings: Settings, dataset_id: str) -> DatasetRow | None:
     """Decode the upload into the store and record the outcome on the row (idempotent)."""
     from model.dataset import SplitFractions, prepare_dataset
-    from model.sources import DatasetError
+    from model.sources import ArchiveLimits, DatasetError
 
     row = session.get(DatasetRow, dataset_id)
     if row is None or row.status != "preparing":
@@ -65,6 +65,7 @@ def prepare(session: Session, settings: Settings, dataset_id: str) -> DatasetRow
             upload,
             storage.dataset_dir(dataset_id),
             SplitFractions(row.val_fraction, row.test_fraction, row.seed),
+            limits=ArchiveLimits(max_image_pixels=settings.max_image_pixels),
         )
     except DatasetError as exc:
         row.status, row.error = "failed", str(exc)

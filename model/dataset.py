@@ -92,7 +92,9 @@ def prepare_dataset(
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
     try:
-        arrays, kept, rejected = _decode_all(listing, work, preprocess, workers, progress)
+        arrays, kept, rejected = _decode_all(
+            listing, work, preprocess, limits.max_image_pixels, workers, progress
+        )
         classes = _class_names({entry.label for entry in kept})
         empty = sorted(listing.class_folders - set(classes))
         if empty:
@@ -128,7 +130,7 @@ def prepare_dataset(
     return PreparedDataset(out_dir)
 
 
-def _decode_all(listing: Listing, work: Path, spec: PreprocessSpec, workers, progress):
+def _decode_all(listing: Listing, work: Path, spec: PreprocessSpec, max_pixels: int, workers, progress):
     entries = listing.entries
     size = spec.image_size
     decoded = np.lib.format.open_memmap(
@@ -140,7 +142,7 @@ def _decode_all(listing: Listing, work: Path, spec: PreprocessSpec, workers, pro
     def decode(index: int):
         entry = entries[index]
         try:
-            decoded[index] = load_image(listing.read(entry.path), spec)
+            decoded[index] = load_image(listing.read(entry.path), spec, max_pixels)
             ok[index] = True
         except ImageError as exc:
             return {"path": entry.path, "reason": str(exc)}

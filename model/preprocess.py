@@ -17,9 +17,10 @@ from typing import Literal
 import numpy as np
 from PIL import Image, ImageOps
 
-# Decompression bombs: refuse anything larger than this many pixels (about 16k × 16k).
-MAX_IMAGE_PIXELS = 268_435_456
-Image.MAX_IMAGE_PIXELS = MAX_IMAGE_PIXELS
+# Decompression bombs: images above this many pixels are refused from their header, before any
+# decoding (100 MP: every camera and phone photo, not a 20,000 × 20,000 PNG of a few KB).
+MAX_IMAGE_PIXELS = 100_000_000
+Image.MAX_IMAGE_PIXELS = None  # the check below is ours, exact and made before decoding
 
 IMAGENET_MEAN_RGB = (123.68, 116.779, 103.939)
 
@@ -60,30 +61,42 @@ class PreprocessSpec:
         return cls.from_dict(json.loads(path.read_text()))
 
 
-def load_image(source: bytes | np.ndarray | Image.Image, spec: PreprocessSpec) -> np.ndarray:
+def load_image(
+    source: bytes | np.ndarray | Image.Image, spec: PreprocessSpec, max_pixels: int = MAX_IMAGE_PIXELS
+) -> np.ndarray:
     """Decode any supported image into a uint8 RGB array of shape (size, size, 3).
 
     Accepts encoded bytes (JPEG, PNG, BMP, GIF's first frame, WebP), a PIL image, or an array
-    (H, W), (H, W, 1), (H, W, 3) or (H, W, 4) in RGB order. Raises `ImageError` with a reason.
+    (H, W), (H, W, 1), (H, W, 3) or (H, W, 4) in RGB order. Raises `ImageError` with a reason;
+    an image of more than `max_pixels` pixels is refused before it is decoded.
     """
-    image = _to_pil(source)
+    image = _to_pil(source, max_pixels)
     image = _to_rgb(image)
     return _resize(image, spec)
 
 
-def _to_pil(source: bytes | np.ndarray | Image.Image) -> Image.Image:
+def _check_pixels(width: int, height: int, max_pixels: int) -> None:
+    if width * height > max_pixels:
+        raise ImageError(
+            f"image too large: {width}×{height} is {width * height:,} pixels; the limit is {max_pixels:,}"
+        )
+
+
+def _to_pil(source: bytes | np.ndarray | Image.Image, max_pixels: int) -> Image.Image:
     if isinstance(source, Image.Image):
+        _check_pixels(*source.size, max_pixels)
         return source
     if isinstance(source, np.ndarray):
         return _array_to_pil(source)
     if not source:
         raise ImageError("empty file (0 bytes)")
     try:
-        image = Image.open(io.BytesIO(source))
+        image = Image.open(io.BytesIO(source))  # reads the header only
+        _check_pixels(*image.size, max_pixels)
         image.seek(0)  # GIF and other animations: the first frame
         image.load()
-    except Image.DecompressionBombError as exc:
-        raise ImageError(f"image too large: more than {MAX_IMAGE_PIXELS} pixels") from exc
+    except ImageError:
+        raise
     except Image.UnidentifiedImageError as exc:
         raise ImageError("not an image in a supported format (JPEG, PNG, BMP, GIF, WebP, TIFF)") from exc
     except (OSError, SyntaxError, ValueError) as exc:
@@ -151,4 +164,6 @@ def image_normalization_layer(spec: PreprocessSpec):
     """The in-graph half of preprocessing: float cast, mean subtraction, channel order."""
     from model.layers import ImageNormalization
 
-    return ImageNormalization(mean_rgb=spec.mean_rgb, channel_order=spec.channel_order, name="preprocess")
+    return ImageNormalization(
+        mean_rgb=spec.mean_rgb, channel_order=spec.channel_order, name="preprocess", dtype="float32"
+    )

@@ -18,6 +18,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
+from model.preprocess import MAX_IMAGE_PIXELS
+
 SPLITS = ("train", "val", "test")
 ARCHIVE_SUFFIXES = (".zip", ".tar", ".gz", ".tgz", ".bz2", ".xz", ".7z", ".rar")
 JUNK_PREFIXES = ("__MACOSX/",)
@@ -35,6 +37,7 @@ class ArchiveLimits:
     max_total_bytes: int = 64 * 1024**3
     max_member_bytes: int = 1024**3
     max_compression_ratio: float = 200.0
+    max_image_pixels: int = MAX_IMAGE_PIXELS  # per image, checked from its header before decoding
 
 
 @dataclass

@@ -57,12 +57,12 @@ async def predict(
             raise PayloadTooLarge(f"image {position} is larger than {settings.max_predict_bytes} bytes")
         payloads.append(data)
     predictions = await run_in_threadpool(
-        _predict, request.app.state.predictors, key, folder, payloads, top_k
+        _predict, request.app.state.predictors, key, folder, payloads, top_k, settings.max_image_pixels
     )
     return PredictionsPublic(model=key, predictions=predictions)
 
 
-def _predict(cache, key: str, folder, payloads: list[bytes], top_k: int):
+def _predict(cache, key: str, folder, payloads: list[bytes], top_k: int, max_pixels: int):
     from model.export import imagenet_predictor, load_export
     from model.preprocess import ImageError
 
@@ -70,6 +70,6 @@ def _predict(cache, key: str, folder, payloads: list[bytes], top_k: int):
         key, lambda: imagenet_predictor(folder) if key == "imagenet" else load_export(folder)
     )
     try:
-        return predictor.predict(payloads, top_k=top_k)
+        return predictor.predict(payloads, top_k=top_k, max_pixels=max_pixels)
     except ImageError as exc:
         raise InvalidImage(str(exc)) from None

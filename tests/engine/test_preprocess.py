@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from model.preprocess import ImageError, PreprocessSpec, load_image, normalize
+from model.preprocess import MAX_IMAGE_PIXELS, ImageError, PreprocessSpec, load_image, normalize
+from tests.utils.images import png_header_only
 
 SPEC = PreprocessSpec()
 
@@ -78,10 +79,20 @@ def test_broken_files_raise_image_error(data, reason):
         load_image(data, SPEC)
 
 
-def test_decompression_bomb_is_refused(monkeypatch):
-    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100)
+def test_an_image_just_above_the_pixel_limit_is_refused_from_its_header():
+    assert MAX_IMAGE_PIXELS == 100_000_000
+    with pytest.raises(ImageError, match=r"10000×10001 is 100,010,000 pixels; the limit is 100,000,000"):
+        load_image(png_header_only(10_000, 10_001), SPEC)
+    # at the limit the header passes, and decoding (of no data) is what fails: nothing was refused early
+    with pytest.raises(ImageError, match="not a readable image|truncated"):
+        load_image(png_header_only(10_000, 10_000), SPEC)
+
+
+def test_the_pixel_limit_is_a_parameter():
+    png = encode(Image.new("RGB", (200, 200)), "PNG")
     with pytest.raises(ImageError, match="too large"):
-        load_image(encode(Image.new("RGB", (200, 200)), "PNG"), SPEC)
+        load_image(png, SPEC, max_pixels=39_999)
+    assert load_image(png, SPEC, max_pixels=40_000).shape == (227, 227, 3)
 
 
 def test_normalize_subtracts_rgb_mean_then_swaps_to_bgr():

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import io
+import struct
 import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -46,3 +48,18 @@ def class_folder_tree(root: Path, classes=("cat", "dog"), per_class: int = 10) -
         for i in range(per_class):
             (root / name / f"{i}.jpg").write_bytes(make_image(index, seed=index * 1000 + i))
     return root
+
+
+def png_header_only(width: int, height: int) -> bytes:
+    """A PNG that declares width × height RGB pixels but carries almost no data (a bomb's shape)."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(b""))
+        + chunk(b"IEND", b"")
+    )
