@@ -2,23 +2,45 @@
 
 from __future__ import annotations
 
+import logging
 import os
+import sys
+import warnings
 
 import click
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ start-up chatter
+# TensorFlow's C++ start-up chatter (oneDNN notes, CUDA probing errors on a CPU machine) stays out
+# of normal output (here and in `cli.quiet`); `finetune --verbose` shows it. A value set wins.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+from cli.quiet import filter_native_stderr  # noqa: E402
 from cli.service import COMMANDS  # noqa: E402
 from model.cli import download_weights, predict, train  # noqa: E402
 
 
 @click.group()
-def main() -> None:
+@click.option("--verbose", "-v", is_flag=True, help="Show TensorFlow's own log lines and warnings.")
+def main(verbose: bool) -> None:
     """Finetune AlexNet on your own images, as a library, a command or a service."""
+    if verbose:
+        os.environ["TF_CPP_MIN_LOG_LEVEL"] = "0"
+        return
+    for name in ("tensorflow", "absl", "keras"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    for module in ("tensorflow", "keras", "absl", "google.protobuf"):
+        warnings.filterwarnings("ignore", module=module)
 
 
 for command in (train, predict, download_weights, *COMMANDS):
     main.add_command(command)
 
-if __name__ == "__main__":
+
+def run() -> None:
+    """The console entry point: TensorFlow's native log lines are filtered unless --verbose."""
+    if not {"--verbose", "-v"} & set(sys.argv[1:2]):
+        filter_native_stderr()
     main()
+
+
+if __name__ == "__main__":
+    run()
