@@ -113,8 +113,27 @@ def worker_argv(queue: str, extra: tuple[str, ...] = ()) -> list[str]:
 def worker(queue, celery_args):
     """Run a Celery worker; extra arguments go to Celery."""
     from worker.celery_app import app
+    from worker.heartbeat import start_heartbeat
 
+    start_heartbeat(queue)
     app.worker_main(worker_argv(queue, celery_args))
+
+
+@click.command("worker-alive")
+@click.option("--queue", type=click.Choice(WORKER_QUEUES), default="train", show_default=True)
+@click.option("--max-age", type=float, default=30.0, show_default=True, help="Seconds.")
+def worker_alive(queue, max_age):
+    """Exit 0 if this machine's worker beat within --max-age seconds (a container health check)."""
+    from worker.heartbeat import seconds_since_beat
+
+    age = seconds_since_beat(queue)
+    if age is None or age > max_age:
+        raise click.ClickException(f"no heartbeat from the {queue} worker for {age or 'ever'} s")
+    click.echo(f"{queue} worker alive ({age:.1f} s ago)")
+
+
+def _exit_on_signal(signum, _frame):
+    raise SystemExit(128 + signum)
 
 
 @click.command()
@@ -143,6 +162,9 @@ def up(host, port):
         subprocess.Popen([sys.executable, "-m", "cli.main", "worker", "--queue", queue])
         for queue in WORKER_QUEUES
     ]
+    # Uvicorn re-raises the SIGTERM it handled once it has shut down; with the default handler that
+    # ends this process before the workers are stopped, so it becomes an exception here instead.
+    signal.signal(signal.SIGTERM, _exit_on_signal)
     try:
         serve_api(host, port)
     finally:
@@ -192,5 +214,5 @@ def token_revoke(name):
     click.echo(f"revoked {name}")
 
 
-COMMANDS = (migrate, api, worker, up, token)
+COMMANDS = (migrate, api, worker, worker_alive, up, token)
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")

@@ -36,6 +36,7 @@ def make_celery(settings: Settings, main: str = "finetune") -> Celery:
             "data_folder_in": str(folder),
             "data_folder_out": str(folder),
             "processed_folder": str(settings.broker_dir / "processed"),
+            "control_folder": str(settings.broker_dir / "control"),  # not ./control wherever it starts
             "store_processed": False,
         }
     app.conf.update(

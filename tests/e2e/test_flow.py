@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import zipfile
+from pathlib import Path
 
 import httpx
 import numpy as np
@@ -88,5 +89,9 @@ def test_the_same_flow_on_the_embedded_default(tmp_path, weights_file_for_servic
         )
         assert served.status_code == 200 and served.json()["predictions"][0][0]["label"] in ("cat", "dog")
         assert (data_dir / "finetune.db").is_file() and (data_dir / "broker").is_dir()
+        assert list(
+            (data_dir / "broker" / "control").glob("*.exchange")
+        )  # kombu's tables: in the data folder
+        assert not (Path(__file__).resolve().parents[2] / "control").exists()
     finally:
         up.stop()

@@ -25,8 +25,11 @@ def test_compose_has_the_services():
     assert services["api"]["ports"] == ["8000:8000"]
     gpu = services["worker"]["deploy"]["resources"]["reservations"]["devices"][0]
     assert gpu["driver"] == "nvidia" and "gpu" in gpu["capabilities"]
-    for name in ("postgres", "redis", "api", "worker"):
+    for name in ("postgres", "redis", "api", "worker", "prepare"):
         assert "healthcheck" in services[name], name
+    for name in ("worker", "prepare"):  # a solo-pool worker cannot answer `inspect ping` mid-job
+        assert services[name]["healthcheck"]["test"][1:3] == ["finetune", "worker-alive"], name
+    assert services["flower"]["ports"] == ["127.0.0.1:5555:5555"]  # no login: this host only
     volumes = {v.split(":")[0] for name in ("api", "worker", "migrate") for v in services[name]["volumes"]}
     assert volumes == {"finetune-data"}
 

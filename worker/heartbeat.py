@@ -1,0 +1,41 @@
+"""A worker's pulse in a file, for container health checks that must work while a job runs.
+
+A solo-pool Celery worker runs the job in its main thread and cannot answer `celery inspect ping`
+until the job ends, so a long job would look unhealthy. A thread that touches a file every few
+seconds keeps beating while training runs (TensorFlow releases the GIL), and stops when the
+process hangs, is stopped, or dies.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+INTERVAL_SECONDS = 5.0
+
+
+def heartbeat_path(queue: str) -> Path:
+    return Path(tempfile.gettempdir()) / f"finetune-worker-{queue}.alive"
+
+
+def start_heartbeat(queue: str, interval: float = INTERVAL_SECONDS) -> threading.Thread:
+    path = heartbeat_path(queue)
+
+    def beat() -> None:
+        while True:
+            path.touch()
+            time.sleep(interval)
+
+    thread = threading.Thread(target=beat, name=f"heartbeat-{queue}", daemon=True)
+    thread.start()
+    return thread
+
+
+def seconds_since_beat(queue: str) -> float | None:
+    """Seconds since this machine's `queue` worker last beat, or None if it never did."""
+    try:
+        return time.time() - heartbeat_path(queue).stat().st_mtime
+    except FileNotFoundError:
+        return None
