@@ -14,12 +14,14 @@ import shutil
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import numpy as np
 
 from model.preprocess import ImageError, PreprocessSpec, load_image
 from model.sources import SPLITS, ArchiveLimits, DatasetError, Listing, list_source
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff")
 
 SPLIT_CODES = {name: code for code, name in enumerate(SPLITS)}
 
@@ -83,11 +85,7 @@ def prepare_dataset(
     too few images for the split).
     """
     out_dir = Path(out_dir)
-    listing = list_source(source, limits)
-    if not listing.entries:
-        raise DatasetError(
-            "no images found: expected one folder per class, train/ and val/ folders, or a text index"
-        )
+    listing = inspect_source(source, limits)
     work = out_dir.with_name(out_dir.name + ".partial")
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
@@ -130,6 +128,46 @@ def prepare_dataset(
     return PreparedDataset(out_dir)
 
 
+def inspect_source(source, limits: ArchiveLimits = ArchiveLimits(), name: str | None = None) -> Listing:
+    """Everything the listing alone can refuse, without decoding: what an upload is checked with."""
+    listing = list_source(source, limits, name)
+    if not listing.entries:
+        raise DatasetError(
+            "no images found: expected one folder per class, train/ and val/ folders, or a text index"
+        )
+    with_images = {entry.label for entry in listing.entries if _may_be_image(entry.path)}
+    empty = sorted(listing.class_folders - with_images)
+    if empty:
+        raise DatasetError(
+            f"class folder(s) {', '.join(empty)} hold no image files; add images or remove the folder"
+        )
+    if len(with_images) < 2:
+        raise DatasetError(
+            f"need at least 2 classes with image files; found {len(with_images)} "
+            f"({', '.join(sorted(with_images)) or 'none'})"
+        )
+    return listing
+
+
+def _may_be_image(path: str) -> bool:
+    suffix = PurePosixPath(path).suffix.lower()
+    return suffix in IMAGE_SUFFIXES or suffix == ""
+
+
+def describe_member_error(exc: Exception) -> str:
+    """Why one file of a dataset could not be read, in words (zipfile's errors are terse)."""
+    text = str(exc)
+    if isinstance(exc, RuntimeError) and "encrypted" in text:
+        return "encrypted (password-protected) in the ZIP: not read"
+    if "CRC" in text:
+        return "corrupt in the ZIP (bad CRC checksum)"
+    if isinstance(exc, NotImplementedError) or "compression method" in text:
+        return f"stored with a compression method that cannot be read ({text})"
+    if isinstance(exc, OSError):
+        return f"cannot read file: {exc}"
+    return f"cannot read file ({exc.__class__.__name__}: {text})"
+
+
 def _decode_all(listing: Listing, work: Path, spec: PreprocessSpec, max_pixels: int, workers, progress):
     entries = listing.entries
     size = spec.image_size
@@ -146,16 +184,19 @@ def _decode_all(listing: Listing, work: Path, spec: PreprocessSpec, max_pixels: 
             ok[index] = True
         except ImageError as exc:
             return {"path": entry.path, "reason": str(exc)}
-        except OSError as exc:
-            return {"path": entry.path, "reason": f"cannot read file: {exc}"}
+        except Exception as exc:  # noqa: BLE001 - one unreadable member never fails the dataset
+            return {"path": entry.path, "reason": describe_member_error(exc)}
         return None
 
-    with ThreadPoolExecutor(max_workers=workers or min(8, os.cpu_count() or 1)) as pool:
+    pool = ThreadPoolExecutor(max_workers=workers or min(8, os.cpu_count() or 1))
+    try:
         for done, failure in enumerate(pool.map(decode, range(len(entries))), start=1):
             if failure:
                 rejected.append(failure)
             if progress:
-                progress(done, len(entries))
+                progress(done, len(entries))  # may raise to stop: the rest is then not decoded
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
     keep = np.flatnonzero(ok)
     images = np.lib.format.open_memmap(
         work / "images.npy", mode="w+", dtype=np.uint8, shape=(len(keep), size, size, 3)

@@ -58,8 +58,13 @@ class Listing:
     class_folders: set[str] = field(default_factory=set)  # every class folder seen, empty ones too
 
 
-def list_source(source: str | os.PathLike, limits: ArchiveLimits = ArchiveLimits()) -> Listing:
+def list_source(
+    source: str | os.PathLike, limits: ArchiveLimits = ArchiveLimits(), name: str | None = None
+) -> Listing:
+    """What `source` holds, from its listing alone (a ZIP's central directory); `name` is how
+    messages call it (the user's file name for an upload)."""
     source = Path(source)
+    name = name or source.name
     if not source.exists():
         raise DatasetError(f"no such file or folder: {source}")
     if source.is_dir():
@@ -70,10 +75,11 @@ def list_source(source: str | os.PathLike, limits: ArchiveLimits = ArchiveLimits
     if source.suffix.lower() == ".txt":
         return _local_index(source)
     if not zipfile.is_zipfile(source):
-        raise DatasetError(
-            f"{source.name} is not a ZIP file (expected a ZIP of class folders, or a text index)"
-        )
-    archive = zipfile.ZipFile(source)
+        raise DatasetError(f"{name} is not a ZIP file (expected a ZIP of class folders, or a text index)")
+    try:
+        archive = zipfile.ZipFile(source)
+    except Exception as exc:  # BadZipFile, a truncated or corrupt central directory, ...
+        raise DatasetError(f"{name} is a damaged ZIP: its table of contents cannot be read ({exc})") from exc
     files = _checked_members(archive, limits)
     dirs = sorted(info.filename for info in archive.infolist() if info.is_dir())
     return _detect_layout(files, archive.read, dirs)

@@ -7,8 +7,8 @@ from typing import Annotated
 from fastapi import APIRouter, File, Form, Query, UploadFile, status
 from starlette.concurrency import run_in_threadpool
 
-from api.deps import OwnerDep, SessionDep, StorageDep
-from api.schemas import DatasetPublic, DatasetsPublic, error_responses
+from api.deps import OwnerDep, SessionDep, SettingsDep, StorageDep
+from api.schemas import REJECTED_IN_LISTINGS, DatasetPublic, DatasetsPublic, error_responses
 from core import datasets as service
 from core.errors import InvalidDataset
 from core.queue import enqueue_preparation
@@ -16,6 +16,7 @@ from core.queue import enqueue_preparation
 router = APIRouter(prefix="/datasets", tags=["datasets"])
 ERRORS = error_responses(400, 404, 409, 413, 422)
 CHUNK = 1024 * 1024
+MAX_NAME_LENGTH = 255  # the column's length; a longer file name keeps its last 255 characters
 
 
 async def save_upload(upload: UploadFile, folder) -> str:
@@ -31,64 +32,76 @@ async def save_upload(upload: UploadFile, folder) -> str:
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=DatasetPublic, responses=ERRORS)
 async def create_dataset(
     session: SessionDep,
+    settings: SettingsDep,
     storage: StorageDep,
     owner: OwnerDep,
     file: Annotated[
         UploadFile,
         File(description="A ZIP: one folder per class, train/ val/ [test/] folders, or a `path label` index"),
     ],
-    name: Annotated[str | None, Form(max_length=255)] = None,
+    name: Annotated[str | None, Form(max_length=MAX_NAME_LENGTH)] = None,
     val_fraction: Annotated[float, Form(ge=0.01, lt=1.0)] = 0.15,
     test_fraction: Annotated[float, Form(ge=0.0, lt=1.0)] = 0.15,
     seed: Annotated[int, Form(ge=0, le=2**31 - 1)] = 0,
 ):
     """Upload a dataset. A worker decodes it into the array store.
 
-    `status` goes preparing → ready | failed.
+    What the ZIP's listing shows is checked first (not a ZIP, damaged, empty, a bomb, unsafe paths,
+    fewer than two classes with image files): 422 naming the file. Then `status` goes
+    preparing → ready | failed.
     """
     if val_fraction + test_fraction >= 1.0:
         raise InvalidDataset(
             f"val_fraction + test_fraction must be below 1; got {val_fraction + test_fraction}"
         )
+    filename = (file.filename or "dataset")[-MAX_NAME_LENGTH:]
     path = await save_upload(file, storage.tmp_dir)
     try:
         if os.path.getsize(path) == 0:
-            raise InvalidDataset("the uploaded file is empty")
-        row = service.register_upload(
-            session,
-            storage,
-            path,
-            owner=owner,
-            name=name or file.filename or "dataset",
-            val_fraction=val_fraction,
-            test_fraction=test_fraction,
-            seed=seed,
-        )
-        session.commit()
+            raise InvalidDataset(f"{filename}: the uploaded file is empty")
+        await run_in_threadpool(service.check_upload, path, filename, settings)
+
+        def register() -> DatasetPublic:  # database and broker calls block: not on the event loop
+            row = service.register_upload(
+                session,
+                storage,
+                path,
+                owner=owner,
+                name=name or filename,
+                val_fraction=val_fraction,
+                test_fraction=test_fraction,
+                seed=seed,
+            )
+            session.commit()
+            enqueue_preparation(row.id)
+            return DatasetPublic.from_row(row, storage)
+
+        return await run_in_threadpool(register)
     finally:
         if os.path.exists(path):
             os.unlink(path)
-    enqueue_preparation(row.id)
-    return row
 
 
 @router.get("", response_model=DatasetsPublic)
 def list_datasets(
     session: SessionDep,
+    storage: StorageDep,
     owner: OwnerDep,
     offset: Annotated[int, Query(ge=0)] = 0,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ):
     rows, count = service.list_datasets(session, owner, offset, limit)
-    return DatasetsPublic(data=[DatasetPublic.model_validate(r) for r in rows], count=count)
+    data = [DatasetPublic.from_row(r, storage, REJECTED_IN_LISTINGS) for r in rows]
+    return DatasetsPublic(data=data, count=count)
 
 
 @router.get("/{dataset_id}", response_model=DatasetPublic, responses=ERRORS)
-def get_dataset(dataset_id: str, session: SessionDep, owner: OwnerDep):
-    return service.get_dataset(session, dataset_id, owner)
+def get_dataset(dataset_id: str, session: SessionDep, storage: StorageDep, owner: OwnerDep):
+    return DatasetPublic.from_row(service.get_dataset(session, dataset_id, owner), storage)
 
 
 @router.delete("/{dataset_id}", status_code=status.HTTP_204_NO_CONTENT, responses=ERRORS)
 def delete_dataset(dataset_id: str, session: SessionDep, storage: StorageDep, owner: OwnerDep):
     """Delete a dataset and its files; 409 while a queued or running job uses it."""
     service.delete_dataset(session, storage, dataset_id, owner)
+    session.commit()  # before the answer, not in the dependency's teardown after it

@@ -38,7 +38,7 @@ async def predict(
     if len(image) > settings.max_predict_images:
         raise InvalidRequest(f"at most {settings.max_predict_images} images per request; got {len(image)}")
     if job_id is not None:
-        job = job_service.get_job(session, job_id, owner)
+        job = await run_in_threadpool(job_service.get_job, session, job_id, owner)  # off the event loop
         if job.status != "succeeded" or not storage.export_dir(job_id).is_dir():
             raise JobStateConflict(f"job {job_id} is {job.status}; prediction needs a succeeded job")
         key, folder = f"job:{job_id}", storage.export_dir(job_id)

@@ -3,7 +3,7 @@ import zipfile
 import numpy as np
 import pytest
 
-from model.dataset import PreparedDataset, SplitFractions, prepare_dataset
+from model.dataset import PreparedDataset, SplitFractions, inspect_source, prepare_dataset
 from model.sources import ArchiveLimits, DatasetError
 from tests.utils.images import class_folder_tree, class_folder_zip, make_image
 
@@ -153,8 +153,12 @@ def test_a_class_without_readable_images_is_named(tmp_path):
     archive = class_folder_zip(
         tmp_path / "d.zip", per_class=5, extra={"bird/readme.txt": b"no pictures here"}
     )
+    with pytest.raises(DatasetError, match="class folder.*bird.*hold no image files"):
+        inspect_source(archive)  # seen in the listing, before anything is decoded
+    broken = class_folder_zip(tmp_path / "b.zip", per_class=5, extra={"bird/x.jpg": b"not a jpeg"})
+    inspect_source(broken)
     with pytest.raises(DatasetError, match="class folder.*bird.*no readable images"):
-        prepare_dataset(archive, tmp_path / "out", SplitFractions(0.2, 0.2))
+        prepare_dataset(broken, tmp_path / "out", SplitFractions(0.2, 0.2))
     path = tmp_path / "emptydir.zip"
     with zipfile.ZipFile(path, "w") as zf:
         for i in range(5):
@@ -172,3 +176,21 @@ def test_local_train_and_val_indexes_keep_their_splits(tmp_path):
     (tmp_path / "val.txt").write_text("\n".join(f"{p} {p.parent.name}" for p in images if int(p.stem) >= 3))
     dataset = prepare_dataset(tmp_path / "train.txt", tmp_path / "out")
     assert dataset.manifest["splits"] == {"train": 6, "val": 2, "test": 0}
+
+
+def test_encrypted_and_corrupt_members_are_rejected_with_reasons(tmp_path):
+    """zipfile raises RuntimeError / BadZipFile for these, not ImageError or OSError."""
+    path = class_folder_zip(tmp_path / "d.zip", per_class=5)
+    with zipfile.ZipFile(path, "a") as archive:
+        archive.writestr("cat/secret.jpg", make_image(0, 77))
+        archive.writestr("dog/damaged.jpg", make_image(1, 78))
+        damaged = archive.getinfo("dog/damaged.jpg")
+    data = bytearray(path.read_bytes())
+    data[damaged.header_offset + 30 + len("dog/damaged.jpg") + 20] ^= 0xFF  # the CRC no longer matches
+    central = data.rfind(b"PK\x01\x02", 0, data.rfind(b"cat/secret.jpg"))
+    data[central + 8] |= 0x1  # the central directory's "encrypted" flag bit
+    path.write_bytes(bytes(data))
+    dataset = prepare_dataset(path, tmp_path / "out", SplitFractions(0.2, 0.2))
+    reasons = {item["path"]: item["reason"] for item in dataset.manifest["rejected"]}
+    assert "encrypted" in reasons["cat/secret.jpg"] and "bad CRC" in reasons["dog/damaged.jpg"]
+    assert len(dataset) == 10

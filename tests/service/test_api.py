@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import io
 import json
+import zipfile
 
 import pytest
 import redis
 
 from tests.service.conftest import REDIS
-from tests.utils.images import make_image, png_header_only
+from tests.utils.images import class_folder_zip, make_image, png_header_only
 from tests.utils.service import prepare_now, ready_dataset, upload_dataset
 
 
@@ -42,14 +44,67 @@ def test_upload_is_enqueued_then_prepared(client, tmp_path):
     assert listing["count"] == 1 and listing["data"][0]["id"] == dataset["id"]
 
 
-def test_unusable_dataset_fails_with_the_reason(client, tmp_path):
-    response = client.post("/datasets", files={"file": ("x.zip", b"not a zip at all", "application/zip")})
-    dataset = response.json()
+def test_a_dataset_whose_images_all_fail_to_decode_fails_with_the_reason(client, tmp_path):
+    archive = class_folder_zip(
+        tmp_path / "x.zip", per_class=0, extra={"cat/a.jpg": b"junk", "dog/b.jpg": b"junk"}
+    )
+    dataset = client.post(
+        "/datasets", files={"file": ("x.zip", archive.read_bytes(), "application/zip")}
+    ).json()
     prepare_now(dataset["id"])
     failed = client.get(f"/datasets/{dataset['id']}").json()
-    assert failed["status"] == "failed" and "not a ZIP" in failed["error"]
+    assert failed["status"] == "failed" and "no readable images" in failed["error"]
     job = client.post("/jobs", json={"dataset_id": dataset["id"]})
-    assert_error(job, 409, "DatasetNotReady", "failed", "not a ZIP")
+    assert_error(job, 409, "DatasetNotReady", "failed", "no readable images")
+
+
+def poison_uploads(tmp_path) -> dict[str, tuple[bytes, str]]:
+    """Uploads whose problem the ZIP's listing already shows, with what the answer must say."""
+    good = class_folder_zip(tmp_path / "good.zip", per_class=3).read_bytes()
+    one_class = class_folder_zip(tmp_path / "one.zip", classes=("cat",), per_class=3).read_bytes()
+    notes = class_folder_zip(tmp_path / "txt.zip", per_class=0, extra={"cat/a.txt": b"x", "dog/b.txt": b"y"})
+    empty = io.BytesIO()
+    zipfile.ZipFile(empty, "w").close()
+    traversal = io.BytesIO()
+    with zipfile.ZipFile(traversal, "w") as archive:
+        archive.writestr("../../etc/cat/x.jpg", make_image(0, 1))
+    bomb = io.BytesIO()
+    with zipfile.ZipFile(bomb, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("cat/a.jpg", b"\0" * (8 * 1024 * 1024))
+        archive.writestr("dog/b.jpg", make_image(1, 1))
+    return {
+        "not-a-zip.zip": (b"plain text, not an archive", "is not a ZIP"),
+        "truncated.zip": (good[: len(good) // 2] + good[-22:], "damaged ZIP"),
+        "empty.zip": (empty.getvalue(), "ZIP is empty"),
+        "one-class.zip": (one_class, "need at least 2 classes"),
+        "no-images.zip": (notes.read_bytes(), "hold no image files"),
+        "traversal.zip": (traversal.getvalue(), "unsafe path"),
+        "bomb.zip": (bomb.getvalue(), "zip bomb"),
+    }
+
+
+def test_poison_uploads_are_refused_at_once_naming_the_file(client, tmp_path):
+    for filename, (content, reason) in poison_uploads(tmp_path).items():
+        response = client.post("/datasets", files={"file": (filename, content, "application/zip")})
+        assert_error(response, 422, "InvalidDataset", filename, reason)
+        assert ".upload" not in response.json()["detail"]  # never the internal temp file
+    assert client.get("/datasets").json()["count"] == 0
+    leftovers = (
+        list((tmp_path.parent / "data").rglob("*.upload")) if (tmp_path.parent / "data").exists() else []
+    )
+    assert leftovers == []
+
+
+def test_a_long_file_name_is_kept_to_255_characters(client, tmp_path):
+    archive = class_folder_zip(tmp_path / "x.zip", per_class=3).read_bytes()
+    response = client.post("/datasets", files={"file": ("n" * 400 + ".zip", archive, "application/zip")})
+    assert response.status_code == 201, response.text
+    assert response.json()["name"] == "n" * 251 + ".zip"
+
+
+def test_malformed_json_is_422_saying_so(client):
+    response = client.post("/jobs", content=b'{"dataset_id": ', headers={"content-type": "application/json"})
+    assert_error(response, 422, "ValidationError", "request body is not valid JSON")
 
 
 def test_bad_upload_forms(client):
@@ -90,6 +145,26 @@ def test_upload_over_the_limit_is_413(service_env, clean_tables, monkeypatch):
         get_settings.cache_clear()
 
 
+def test_a_predict_body_over_images_times_bytes_is_413_while_it_streams(
+    service_env, clean_tables, monkeypatch
+):
+    from fastapi.testclient import TestClient
+
+    from api.main import create_app
+    from core.config import get_settings
+
+    monkeypatch.setenv("FINETUNE_MAX_PREDICT_BYTES", "100000")
+    monkeypatch.setenv("FINETUNE_MAX_PREDICT_IMAGES", "2")
+    get_settings.cache_clear()
+    try:
+        with TestClient(create_app()) as small:
+            images = [("image", (f"{i}.jpg", b"x" * 90_000)) for i in range(3)]  # each allowed, not together
+            response = small.post("/predict", files=images, data={"model": "imagenet"})
+            assert_error(response, 413, "PayloadTooLarge", "larger than")
+    finally:
+        get_settings.cache_clear()
+
+
 def test_job_lifecycle_without_a_worker(client, tmp_path):
     dataset = ready_dataset(client, tmp_path)
     created = client.post("/jobs", json={"dataset_id": dataset["id"], "num_epochs": 2, "learning_rate": 0.01})
@@ -113,7 +188,7 @@ def test_job_lifecycle_without_a_worker(client, tmp_path):
     assert_error(client.post(f"/jobs/{job['id']}/resume"), 409, "JobStateConflict", "queued")
     assert_error(client.get(f"/jobs/{job['id']}/model"), 409, "JobStateConflict", "succeeded")
     metrics = client.get(f"/jobs/{job['id']}/metrics").json()
-    assert metrics == {"train": [], "val": []}
+    assert metrics == {"train": [], "val": [], "more": False}
 
 
 def test_jobs_are_listed_newest_first_with_filter_and_pages(client, tmp_path):

@@ -30,13 +30,19 @@ def make_image(class_index: int, seed: int, size: tuple[int, int] = (64, 48), fm
 
 
 def class_folder_zip(
-    path: Path, classes=("cat", "dog"), per_class: int = 10, extra: dict[str, bytes] | None = None
+    path: Path,
+    classes=("cat", "dog"),
+    per_class: int = 10,
+    extra: dict[str, bytes] | None = None,
+    size: tuple[int, int] = (64, 48),
 ) -> Path:
     """A ZIP with one folder per class."""
     with zipfile.ZipFile(path, "w") as archive:
         for index, name in enumerate(classes):
             for i in range(per_class):
-                archive.writestr(f"{name}/{name}_{i}.jpg", make_image(index, seed=index * 1000 + i))
+                archive.writestr(
+                    f"{name}/{name}_{i}.jpg", make_image(index, seed=index * 1000 + i, size=size)
+                )
         for member, data in (extra or {}).items():
             archive.writestr(member, data)
     return path
