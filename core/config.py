@@ -31,7 +31,7 @@ class Settings(BaseSettings):
     )
     max_upload_bytes: int = Field(default=2 * 1024**3, ge=1, description="Largest dataset upload.")
     max_predict_bytes: int = Field(
-        default=32 * 1024**2, ge=1, description="Largest single image at /predict."
+        default=16 * 1024**2, ge=1, description="Largest single image at /predict."
     )
     max_image_pixels: int = Field(
         default=MAX_IMAGE_PIXELS,
@@ -39,7 +39,12 @@ class Settings(BaseSettings):
         description="Largest image (width × height) accepted at /predict and in datasets; "
         "checked from the header before decoding.",
     )
-    max_predict_images: int = Field(default=64, ge=1, description="Most images in one /predict request.")
+    max_predict_images: int = Field(
+        default=16,
+        ge=1,
+        description="Most images in one /predict request; the request body may hold this many "
+        "times max_predict_bytes (256 MiB by default), refused with 413 while it streams in.",
+    )
     predictor_cache_size: int = Field(default=4, ge=1, description="Exports kept loaded for prediction.")
     metrics_flush_seconds: float = Field(
         default=1.0, gt=0, description="How often the worker writes buffered metrics."
@@ -57,6 +62,18 @@ class Settings(BaseSettings):
     )
     broker_visibility_timeout: int = Field(
         default=3600, ge=1, description="Redis: seconds before an unacknowledged task is redelivered."
+    )
+    feature_cache_bytes: int = Field(
+        default=50 * 1024**3,
+        ge=0,
+        description="Feature caches beyond this many bytes are evicted, least recently used first "
+        "(never one a job is computing); a dataset's go when it is deleted.",
+    )
+    max_attempts: int = Field(
+        default=3,
+        ge=1,
+        description="Starts a job gets before it ends `failed`: a job whose worker dies every time "
+        "(killed, out of memory) is not re-enqueued forever.",
     )
     host: str = "127.0.0.1"
     port: int = 8000

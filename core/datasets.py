@@ -8,16 +8,30 @@ import shutil
 from pathlib import Path
 
 from sqlalchemy import func, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 from core.config import Settings
-from core.errors import DatasetInUse, DatasetNotFound
+from core.db import get_sessionmaker
+from core.errors import DatasetInUse, DatasetNotFound, InvalidDataset
+from core.lease import LeaseKeeper, PreparationLease
 from core.ownership import get_owned, owned_page
 from core.storage import Storage
 from core.tables import DatasetRow, JobRow, utcnow
 
 log = logging.getLogger(__name__)
 ACTIVE_JOB_STATES = ("queued", "running")
+
+
+def check_upload(path: Path, filename: str, settings: Settings) -> None:
+    """Refuse at once what the listing of an upload already shows; decoding stays in the worker."""
+    from model.dataset import inspect_source
+    from model.sources import ArchiveLimits, DatasetError
+
+    try:
+        inspect_source(path, ArchiveLimits(max_image_pixels=settings.max_image_pixels), name=filename)
+    except DatasetError as exc:
+        message = str(exc)
+        raise InvalidDataset(message if message.startswith(filename) else f"{filename}: {message}") from None
 
 
 def register_upload(
@@ -48,36 +62,111 @@ def register_upload(
     return row
 
 
-def prepare(session: Session, settings: Settings, dataset_id: str) -> DatasetRow | None:
-    """Decode the upload into the store and record the outcome on the row (idempotent)."""
+class PreparationStopped(Exception):
+    """The dataset was deleted, or another preparer took it over: stop and leave nothing behind."""
+
+
+def prepare(settings: Settings, dataset_id: str, sessions: sessionmaker[Session] | None = None) -> str:
+    """Decode the upload into the store and record the outcome on the row.
+
+    Returns ready, failed, skipped (not preparing, or another preparer holds it) or stopped. The
+    decoding runs under a lease and outside any database transaction; every failure ends the row
+    `failed` with a reason, so nothing stays `preparing` forever.
+    """
     from model.dataset import SplitFractions, prepare_dataset
     from model.sources import ArchiveLimits, DatasetError
 
-    row = session.get(DatasetRow, dataset_id)
-    if row is None or row.status != "preparing":
-        return row
+    sessions = sessions or get_sessionmaker()
     storage = Storage(settings)
+    lease = PreparationLease(dataset_id, sessions, settings.lease_seconds)
+    if not lease.acquire():
+        return "skipped"
+    with sessions() as session, session.begin():
+        row = session.get(DatasetRow, dataset_id)
+        row.attempts += 1
+        if row.attempts > settings.max_attempts:
+            error = (
+                f"gave up after {settings.max_attempts} attempts: its worker stopped during each one "
+                "(killed, or out of memory?); upload the dataset again"
+            )
+            lease.write_final(session, {"status": "failed", "error": error})
+            return "failed"
+        fractions = SplitFractions(row.val_fraction, row.test_fraction, row.seed)
+    keeper = LeaseKeeper(lease, interval=max(settings.lease_seconds / 3, 0.05))
+    keeper.start()
+
+    def check_lease(done: int, total: int) -> None:
+        if keeper.lost.is_set():
+            raise PreparationStopped(f"dataset {dataset_id}: deleted or taken over while preparing")
+
     upload = storage.upload_path(dataset_id)
+    values: dict = {}
     try:
         if not upload.is_file():
             raise DatasetError("the uploaded file is gone; upload the dataset again")
         prepared = prepare_dataset(
             upload,
             storage.dataset_dir(dataset_id),
-            SplitFractions(row.val_fraction, row.test_fraction, row.seed),
+            fractions,
             limits=ArchiveLimits(max_image_pixels=settings.max_image_pixels),
+            progress=check_lease,
         )
+        manifest = prepared.manifest
+        values = {
+            "status": "ready",
+            "classes": manifest["classes"],
+            "num_images": manifest["num_images"],
+            "splits": manifest["splits"],
+            "rejected": manifest["rejected"],
+            "ready_at": utcnow(),
+        }
+    except PreparationStopped:
+        log.warning("dataset %s: stopped preparing (deleted, or another worker has it)", dataset_id)
+        return "stopped"
     except DatasetError as exc:
-        row.status, row.error = "failed", str(exc)
+        values = {"status": "failed", "error": str(exc)}
     except OSError as exc:
         log.exception("preparing dataset %s failed", dataset_id)
-        row.status, row.error = "failed", f"could not write the dataset: {exc.strerror or exc}"
-    else:
-        manifest = prepared.manifest
-        row.status, row.classes, row.num_images = "ready", manifest["classes"], manifest["num_images"]
-        row.splits, row.rejected, row.ready_at = manifest["splits"], manifest["rejected"], utcnow()
+        values = {"status": "failed", "error": f"could not write the dataset: {exc.strerror or exc}"}
+    except Exception as exc:  # noqa: BLE001 - never "preparing" forever: every failure ends the row
+        log.exception("preparing dataset %s failed", dataset_id)
+        values = {
+            "status": "failed",
+            "error": f"could not prepare the dataset ({exc.__class__.__name__}: {exc})",
+        }
+    finally:
+        keeper.stop()
+    with sessions() as session, session.begin():
+        written = lease.write_final(session, values)
+    if not written:  # deleted while we finished: leave nothing behind
+        if not _exists(sessions, dataset_id):
+            shutil.rmtree(storage.dataset_dir(dataset_id), ignore_errors=True)
+            upload.unlink(missing_ok=True)
+        return "stopped"
+    if values["status"] == "ready":
         upload.unlink(missing_ok=True)
-    return row
+    return values["status"]
+
+
+def _exists(sessions: sessionmaker[Session], dataset_id: str) -> bool:
+    with sessions() as session:
+        return session.get(DatasetRow, dataset_id) is not None
+
+
+def _forget_features(storage: Storage, folder: Path) -> None:
+    """The dataset's feature caches go with it, unless another dataset holds the same images."""
+    import json
+
+    from model.features import FeatureCache
+
+    manifest = folder / "manifest.json"
+    if not manifest.is_file():
+        return
+    fingerprint = json.loads(manifest.read_text())["fingerprint"]
+    for other in folder.parent.glob("*/manifest.json"):
+        if other.parent != folder and json.loads(other.read_text()).get("fingerprint") == fingerprint:
+            return
+    FeatureCache(storage.feature_cache_dir).remove_dataset(fingerprint)
 
 
 def get_dataset(session: Session, dataset_id: str, owner: str | None) -> DatasetRow:
@@ -103,5 +192,8 @@ def delete_dataset(session: Session, storage: Storage, dataset_id: str, owner: s
         )
     session.delete(row)
     session.flush()
-    shutil.rmtree(storage.dataset_dir(dataset_id), ignore_errors=True)
+    folder = storage.dataset_dir(dataset_id)
+    _forget_features(storage, folder)
+    shutil.rmtree(folder, ignore_errors=True)
+    shutil.rmtree(folder.with_name(folder.name + ".partial"), ignore_errors=True)  # a preparer that died
     storage.upload_path(dataset_id).unlink(missing_ok=True)

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import lru_cache
 
-from sqlalchemy import create_engine, event
+from sqlalchemy import create_engine, event, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -29,6 +29,13 @@ def make_engine(url: str) -> Engine:
     return create_engine(
         url, pool_pre_ping=True, pool_size=10, max_overflow=20, connect_args={"connect_timeout": 5}
     )
+
+
+def database_now(session: Session) -> float:
+    """The database's clock in unix seconds: leases compare against one clock, not each host's."""
+    if session.get_bind().dialect.name == "postgresql":
+        return float(session.scalar(text("SELECT EXTRACT(EPOCH FROM clock_timestamp())")))
+    return float(session.scalar(text("SELECT (julianday('now') - 2440587.5) * 86400.0")))
 
 
 @lru_cache

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
-import time
+import shutil
 
+from sqlalchemy import delete, or_, update
 from sqlalchemy.orm import Session
 
 from core.config import Settings
 from core.datasets import get_dataset
+from core.db import database_now
 from core.errors import (
     DatasetNotReady,
     InvalidRequest,
@@ -89,26 +91,78 @@ def list_jobs(
     )
 
 
+def _transition(session: Session, job_id: str, *conditions, **values) -> bool:
+    """One conditional UPDATE: True when the row was still in the state the conditions describe."""
+    changed = session.execute(
+        update(JobRow)
+        .where(JobRow.id == job_id, *conditions)
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    return changed == 1
+
+
 def cancel_job(session: Session, job_id: str, owner: str | None) -> JobRow:
-    """A queued job is cancelled at once; a running one is asked to stop and stops within a step."""
+    """A queued job is cancelled at once; a running one is asked to stop and stops within a step.
+
+    Each case is a conditional update, so a worker taking the job at the same moment is never
+    overwritten: the cancel then becomes a request the worker sees within a step.
+    """
+    get_job(session, job_id, owner)  # 404 for unknown ids and other owners
+    now = utcnow()
+    expired = or_(JobRow.lease_expires.is_(None), JobRow.lease_expires < database_now(session))
+    done = (
+        _transition(session, job_id, JobRow.status == "queued", status="cancelled", finished_at=now)
+        or _transition(  # its worker is gone: nobody else will stop it
+            session,
+            job_id,
+            JobRow.status == "running",
+            expired,
+            status="cancelled",
+            cancel_requested=True,
+            finished_at=now,
+        )
+        or _transition(session, job_id, JobRow.status == "running", cancel_requested=True)
+    )
     row = get_job(session, job_id, owner)
-    if row.status == "queued":
-        row.status, row.finished_at = "cancelled", utcnow()
-    elif row.status == "running" and (row.lease_expires or 0) < time.time():
-        row.status, row.cancel_requested, row.finished_at = "cancelled", True, utcnow()  # its worker is gone
-    elif row.status == "running":
-        row.cancel_requested = True
-    elif row.status != "cancelled":
+    session.refresh(row)
+    if not done and row.status != "cancelled":
         raise JobStateConflict(f"job {job_id} is {row.status}; only queued or running jobs can be cancelled")
     return row
+
+
+def delete_job(session: Session, storage: Storage, job_id: str, owner: str | None) -> None:
+    """Delete a job that is not running: its row, metrics (cascade), checkpoints, events and export.
+
+    A running job answers 409: cancel it first, so no worker writes into a folder being removed.
+    """
+    get_job(session, job_id, owner)
+    removed = session.execute(
+        delete(JobRow)
+        .where(JobRow.id == job_id, JobRow.status != "running")
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    if not removed:
+        raise JobStateConflict(f"job {job_id} is running; cancel it first, then delete it")
+    shutil.rmtree(storage.run_dir(job_id), ignore_errors=True)
 
 
 def resume_job(session: Session, job_id: str, owner: str | None) -> JobRow:
     """A cancelled or failed job goes back to `queued`; the worker resumes from its last checkpoint."""
     row = get_job(session, job_id, owner)
-    if row.status not in ("cancelled", "failed"):
-        raise JobStateConflict(f"job {job_id} is {row.status}; only cancelled or failed jobs can be resumed")
     if row.dataset_id is None:
         raise JobStateConflict(f"the dataset of job {job_id} was deleted; it cannot resume")
-    row.status, row.cancel_requested, row.error, row.finished_at = "queued", False, None, None
+    resumed = _transition(
+        session,
+        job_id,
+        JobRow.status.in_(("cancelled", "failed")),
+        status="queued",
+        cancel_requested=False,
+        error=None,
+        finished_at=None,
+        attempts=0,
+    )  # attempts=0: a resumed job gets FINETUNE_MAX_ATTEMPTS fresh tries
+    session.refresh(row)
+    if not resumed:
+        raise JobStateConflict(f"job {job_id} is {row.status}; only cancelled or failed jobs can be resumed")
     return row

@@ -10,11 +10,10 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 
 from sqlalchemy import or_, select
 
-from core.db import session_scope
+from core.db import database_now, session_scope
 from core.queue import PREPARE_QUEUE, TRAIN_QUEUE, enqueue_preparation, enqueue_training, queued_message_count
 from core.tables import DatasetRow, JobRow
 
@@ -23,8 +22,8 @@ log = logging.getLogger(__name__)
 
 def reconcile() -> dict[str, list[str]]:
     """One pass; returns what was re-enqueued."""
-    now = time.time()
     with session_scope() as session:
+        now = database_now(session)
         orphaned = session.scalars(
             select(JobRow.id)
             .where(

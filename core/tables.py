@@ -58,6 +58,9 @@ class DatasetRow(Base):
     test_fraction: Mapped[float] = mapped_column(Float)
     seed: Mapped[int] = mapped_column(Integer)
     error: Mapped[str | None] = mapped_column(Text)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    lease_owner: Mapped[str | None] = mapped_column(String(255))
+    lease_expires: Mapped[float | None] = mapped_column(Float)  # database clock, unix seconds
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     ready_at: Mapped[datetime | None]
 

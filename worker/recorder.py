@@ -16,9 +16,9 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
+from core.lease import RowLease
 from core.tables import JobRow, TrainMetricRow, ValMetricRow
 from model.reports import EpochReport, RunInfo, StepReport, TrainingObserver
-from worker.lease import JobLease
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +35,7 @@ class JobRecorder(TrainingObserver):
         self,
         job_id: str,
         sessions: sessionmaker[Session],
-        lease: JobLease,
+        lease: RowLease,
         flush_seconds: float = 1.0,
         cancel_poll_seconds: float = 0.5,
     ):
@@ -157,6 +157,11 @@ class JobRecorder(TrainingObserver):
             self._steps, self._epochs = [], []
         try:
             with self.sessions() as session, session.begin():
+                if not self.lease.renew(session):  # first: a worker without the lease writes nothing
+                    log.error("job %s: lease lost to another worker; stopping here", self.job_id)
+                    self.lease_lost = True
+                    self._cancel.set()
+                    return False
                 insert_ignoring_duplicates(session, TrainMetricRow, steps)
                 insert_ignoring_duplicates(session, ValMetricRow, epochs)
                 values = {"progress": progress}
@@ -167,10 +172,6 @@ class JobRecorder(TrainingObserver):
                         best_val_loss=best["val_loss"],
                     )
                 session.execute(update(JobRow).where(JobRow.id == self.job_id).values(**values))
-                if not self.lease.renew(session):
-                    log.error("job %s: lease lost to another worker; stopping here", self.job_id)
-                    self.lease_lost = True
-                    self._cancel.set()
                 self._read_cancel(session)
             return True
         except SQLAlchemyError as exc:
@@ -190,6 +191,8 @@ class JobRecorder(TrainingObserver):
         self._thread.join()
         deadline = time.monotonic() + timeout
         while not self.flush():
+            if self.lease_lost:
+                return False  # another worker has the job and writes its own metrics
             if time.monotonic() > deadline:
                 log.error("job %s: gave up writing buffered metrics after %.0f s", self.job_id, timeout)
                 return False

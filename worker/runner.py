@@ -11,10 +11,11 @@ from sqlalchemy.orm import Session, sessionmaker
 from core.config import Settings
 from core.db import get_sessionmaker
 from core.jobs import engine_spec
+from core.lease import JobLease
 from core.queue import enqueue_training
 from core.storage import Storage
 from core.tables import JobRow, utcnow
-from worker.lease import JobLease
+from model.checkpoint import discard_checkpoint
 from worker.recorder import JobRecorder
 
 log = logging.getLogger(__name__)
@@ -34,6 +35,15 @@ def run_job(job_id: str, settings: Settings, sessions: sessionmaker[Session] | N
         return "skipped"
     with sessions() as session, session.begin():
         row = session.get(JobRow, job_id)
+        if row.attempts >= settings.max_attempts:  # every earlier attempt died with its worker
+            row.status, row.finished_at = "failed", utcnow()
+            row.error = (
+                f"gave up after {row.attempts} attempts: its worker stopped during each one "
+                "(killed, or out of memory?); see the worker log, then resume the job to try again"
+            )
+            lease.release(session)
+            log.error("job %s: %s", job_id, row.error)
+            return "failed"
         row.started_at = row.started_at or utcnow()
         row.attempts += 1
         spec, dataset_id = engine_spec(row, storage), row.dataset_id
@@ -50,6 +60,7 @@ def run_job(job_id: str, settings: Settings, sessions: sessionmaker[Session] | N
             storage.run_dir(job_id),
             imagenet_weights=settings.weights_path,
             cache_dir=storage.feature_cache_dir,
+            cache_max_bytes=settings.feature_cache_bytes,
             observer=recorder,
         )
         outcome = result.status
@@ -64,21 +75,28 @@ def run_job(job_id: str, settings: Settings, sessions: sessionmaker[Session] | N
         return "lost"
     with sessions() as session, session.begin():
         row = session.get(JobRow, job_id)
+        progress = {**recorder.progress, "eta_seconds": None}
         if outcome == "cancelled" and not row.cancel_requested:
             outcome = "released"  # stopped by SIGTERM: back to the queue for another worker
-            row.status = "queued"
+            values = {"status": "queued", "attempts": JobRow.attempts - 1}  # a give-back is no failed try
         else:
-            row.status, row.error, row.finished_at = outcome, error, utcnow()
+            values = {"status": outcome, "error": error, "finished_at": utcnow()}
+            progress["phase"] = {"succeeded": "done"}.get(outcome, outcome)
         if result is not None and outcome == "succeeded":
-            row.best_epoch, row.best_val_accuracy, row.best_val_loss = (
-                result.best_epoch,
-                result.best_val_accuracy,
-                result.best_val_loss,
+            values.update(
+                best_epoch=result.best_epoch,
+                best_val_accuracy=result.best_val_accuracy,
+                best_val_loss=result.best_val_loss,
             )
             if result.test:
-                row.test_accuracy, row.test_loss = result.test.accuracy, result.test.loss
-            row.progress = {**recorder.progress, "fraction": 1.0, "eta_seconds": 0.0, "phase": "done"}
-        lease.release(session)
+                values.update(test_accuracy=result.test.accuracy, test_loss=result.test.loss)
+            progress["fraction"] = 1.0
+        values["progress"] = progress
+        if not lease.write_final(session, values):  # only the lease holder writes the outcome
+            log.error("job %s: the lease was lost before the outcome was written; leaving it", job_id)
+            return "lost"
+    if outcome == "succeeded":
+        discard_checkpoint(storage.run_dir(job_id) / "checkpoint")  # the export and best weights stay
     if outcome == "released":
         enqueue_training(job_id)
     log.info("job %s: %s", job_id, outcome)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from core.config import get_settings
 from core.datasets import prepare
-from core.db import session_scope
 from core.queue import PREPARE_TASK, TRAIN_TASK
 from worker.celery_app import app
 from worker.runner import run_job
@@ -16,6 +15,5 @@ def finetune(job_id: str) -> str:
 
 
 @app.task(name=PREPARE_TASK)
-def prepare_dataset(dataset_id: str) -> None:
-    with session_scope() as session:
-        prepare(session, get_settings(), dataset_id)
+def prepare_dataset(dataset_id: str) -> str:
+    return prepare(get_settings(), dataset_id)

@@ -11,8 +11,8 @@ import httpx
 from tests.utils.images import class_folder_zip
 
 
-def upload_dataset(client, tmp_path: Path, per_class: int = 8, **form) -> dict:
-    archive = class_folder_zip(tmp_path / f"pets-{time.monotonic_ns()}.zip", per_class=per_class)
+def upload_dataset(client, tmp_path: Path, per_class: int = 8, size=(64, 48), **form) -> dict:
+    archive = class_folder_zip(tmp_path / f"pets-{time.monotonic_ns()}.zip", per_class=per_class, size=size)
     with open(archive, "rb") as fh:
         response = client.post(
             "/datasets",
@@ -23,14 +23,12 @@ def upload_dataset(client, tmp_path: Path, per_class: int = 8, **form) -> dict:
     return response.json()
 
 
-def prepare_now(dataset_id: str) -> None:
+def prepare_now(dataset_id: str) -> str:
     """Run the preparation step as the worker would (the plain function behind the task)."""
     from core.config import get_settings
     from core.datasets import prepare
-    from core.db import session_scope
 
-    with session_scope() as session:
-        prepare(session, get_settings(), dataset_id)
+    return prepare(get_settings(), dataset_id)
 
 
 def ready_dataset(client, tmp_path: Path, per_class: int = 8) -> dict:
@@ -51,13 +49,18 @@ def wait_for(predicate, timeout: float = 120.0, interval: float = 0.2):
     raise TimeoutError(f"condition not met within {timeout} s")
 
 
-def read_sse(response) -> list[tuple[str, dict]]:
-    events, name = [], None
+def read_sse(response, with_ids: bool = False) -> list[tuple]:
+    """(event, data) per event, or (event, data, id) with `with_ids`."""
+    events, name, event_id = [], None, None
     for line in response.iter_lines():
         if line.startswith("event:"):
             name = line.split(":", 1)[1].strip()
+        elif line.startswith("id:"):
+            event_id = line.split(":", 1)[1].strip()
         elif line.startswith("data:") and name:
-            events.append((name, json.loads(line.split(":", 1)[1])))
+            data = json.loads(line.split(":", 1)[1])
+            events.append((name, data, event_id) if with_ids else (name, data))
+            event_id = None
     return events
 
 
