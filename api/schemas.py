@@ -9,6 +9,8 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from model.spec import TrainSpec
 
+REJECTED_IN_LISTINGS = 100  # a listing stays small; GET /datasets/{id} has every rejected file
+
 
 class ErrorPublic(BaseModel):
     error: str = Field(examples=["JobNotFound"])
@@ -40,12 +42,28 @@ class DatasetPublic(BaseModel):
     classes: list[str]
     num_images: int
     splits: dict[str, int] = Field(description="images per split: train, val, test")
-    rejected: list[RejectedFile]
+    rejected: list[RejectedFile] = Field(
+        description=f"files left out, with reasons; listings show the first {REJECTED_IN_LISTINGS}"
+    )
+    rejected_count: int = 0
+    size_bytes: int = Field(default=0, description="bytes on disk: the prepared store and any upload")
     error: str | None
     val_fraction: float
     test_fraction: float
     seed: int
     created_at: UtcDatetime
+
+    @classmethod
+    def from_row(cls, row, storage, rejected_limit: int | None = None) -> DatasetPublic:
+        public = cls.model_validate(row)
+        rejected = public.rejected[:rejected_limit] if rejected_limit is not None else public.rejected
+        return public.model_copy(
+            update={
+                "rejected": rejected,
+                "rejected_count": len(public.rejected),
+                "size_bytes": storage.dataset_size(row.id),
+            }
+        )
 
 
 class DatasetsPublic(BaseModel):
@@ -105,16 +123,18 @@ class JobPublic(BaseModel):
     test: EvaluationResult | None
     error: str | None
     cancel_requested: bool
-    attempts: int
+    attempts: int = Field(description="starts since the job was created or last resumed")
+    size_bytes: int = Field(default=0, description="bytes on disk: checkpoints, events, export")
     created_at: UtcDatetime
     started_at: UtcDatetime | None
     finished_at: UtcDatetime | None
 
     @classmethod
-    def from_row(cls, row) -> JobPublic:
+    def from_row(cls, row, storage=None) -> JobPublic:
         progress = {k: v for k, v in (row.progress or {}).items() if k in Progress.model_fields}
-        if row.status == "queued":
-            progress.setdefault("num_epochs", row.spec.get("num_epochs"))
+        progress.setdefault("num_epochs", row.spec.get("num_epochs"))
+        if row.status in ("succeeded", "failed", "cancelled"):  # nothing left to wait for
+            progress.update(eta_seconds=None, phase="done" if row.status == "succeeded" else row.status)
         best = (
             None
             if row.best_epoch is None
@@ -138,6 +158,7 @@ class JobPublic(BaseModel):
             error=row.error,
             cancel_requested=row.cancel_requested,
             attempts=row.attempts,
+            size_bytes=storage.job_size(row.id) if storage is not None else 0,
             created_at=row.created_at,
             started_at=row.started_at,
             finished_at=row.finished_at,
@@ -169,13 +190,16 @@ class ValPoint(BaseModel):
     train_loss: float
     train_accuracy: float
     per_class: list[dict[str, Any]] = Field(description="per class: class, precision, recall, support")
-    confusion_matrix: list[list[int]] = Field(description="rows: true class, columns: predicted class")
+    confusion_matrix: list[list[int]] | None = Field(
+        description="rows: true class, columns: predicted class; only with `confusion_matrix=true`"
+    )
     time: UtcDatetime
 
 
 class MetricsPublic(BaseModel):
     train: list[TrainPoint]
     val: list[ValPoint]
+    more: bool = Field(default=False, description="more train points follow: ask again with `after_step`")
 
 
 class Prediction(BaseModel):

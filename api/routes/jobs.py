@@ -8,7 +8,7 @@ import zipfile
 from pathlib import Path
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, BackgroundTasks, Query, status
+from fastapi import APIRouter, BackgroundTasks, Header, Query, status
 from fastapi.responses import FileResponse
 from sqlalchemy import select
 from sse_starlette.sse import EventSourceResponse
@@ -25,20 +25,24 @@ from core.tables import TrainMetricRow, ValMetricRow
 router = APIRouter(prefix="/jobs", tags=["jobs"])
 ERRORS = error_responses(400, 404, 409, 422)
 TERMINAL = ("succeeded", "failed", "cancelled")
+EVENTS_PER_POLL = 1000  # a long history is replayed in pages, never read whole
 
 
 @router.post("", status_code=status.HTTP_202_ACCEPTED, response_model=JobPublic, responses=ERRORS)
-def create_job(body: JobCreate, session: SessionDep, settings: SettingsDep, owner: OwnerDep):
+def create_job(
+    body: JobCreate, session: SessionDep, settings: SettingsDep, storage: StorageDep, owner: OwnerDep
+):
     """Launch a finetune. 409 when the dataset is not ready or `imagenet` weights are not installed."""
     row = service.create_job(session, settings, owner, body.dataset_id, body.train_spec())
     session.commit()
     enqueue_training(row.id)
-    return JobPublic.from_row(row)
+    return JobPublic.from_row(row, storage)
 
 
 @router.get("", response_model=JobsPublic)
 def list_jobs(
     session: SessionDep,
+    storage: StorageDep,
     owner: OwnerDep,
     status: Annotated[
         Literal["queued", "running", "succeeded", "failed", "cancelled"] | None, Query()
@@ -48,28 +52,45 @@ def list_jobs(
 ):
     """Newest first."""
     rows, count = service.list_jobs(session, owner, status, offset, limit)
-    return JobsPublic(data=[JobPublic.from_row(r) for r in rows], count=count)
+    return JobsPublic(data=[JobPublic.from_row(r, storage) for r in rows], count=count)
 
 
 @router.get("/{job_id}", response_model=JobPublic, responses=ERRORS)
-def get_job(job_id: str, session: SessionDep, owner: OwnerDep):
-    return JobPublic.from_row(service.get_job(session, job_id, owner))
+def get_job(job_id: str, session: SessionDep, storage: StorageDep, owner: OwnerDep):
+    return JobPublic.from_row(service.get_job(session, job_id, owner), storage)
 
 
-def read_metrics(session, job_id: str, after_step: int, after_epoch: int) -> MetricsPublic:
+MAX_TRAIN_POINTS = 10_000
+
+
+def read_metrics(
+    session,
+    job_id: str,
+    after_step: int,
+    after_epoch: int,
+    limit: int = MAX_TRAIN_POINTS,
+    confusion: bool = False,
+) -> MetricsPublic:
+    """At most `limit` train points after `after_step`; the validation points of the epochs they
+    reach (all newer ones when no train point is left), so a page never shows an epoch's
+    validation before that epoch's steps."""
     train = session.scalars(
         select(TrainMetricRow)
         .where(TrainMetricRow.job_id == job_id, TrainMetricRow.step > after_step)
         .order_by(TrainMetricRow.step)
+        .limit(limit + 1)
     ).all()
-    val = session.scalars(
-        select(ValMetricRow)
-        .where(ValMetricRow.job_id == job_id, ValMetricRow.epoch > after_epoch)
-        .order_by(ValMetricRow.epoch)
-    ).all()
-    return MetricsPublic(
-        train=[TrainPoint.model_validate(r) for r in train], val=[ValPoint.model_validate(r) for r in val]
-    )
+    more = len(train) > limit
+    train = train[:limit]
+    last_epoch = train[-1].epoch - 1 if more else None  # an epoch not fully paged yet has no val here
+    val_filter = [ValMetricRow.job_id == job_id, ValMetricRow.epoch > after_epoch]
+    if last_epoch is not None:
+        val_filter.append(ValMetricRow.epoch <= last_epoch)
+    val = session.scalars(select(ValMetricRow).where(*val_filter).order_by(ValMetricRow.epoch)).all()
+    points = [ValPoint.model_validate(r) for r in val]
+    if not confusion:
+        points = [p.model_copy(update={"confusion_matrix": None}) for p in points]
+    return MetricsPublic(train=[TrainPoint.model_validate(r) for r in train], val=points, more=more)
 
 
 @router.get("/{job_id}/metrics", response_model=MetricsPublic, responses=ERRORS)
@@ -79,37 +100,61 @@ def get_metrics(
     owner: OwnerDep,
     after_step: Annotated[int, Query(ge=0, le=2**62)] = 0,
     after_epoch: Annotated[int, Query(ge=0, le=2**62)] = 0,
+    limit: Annotated[int, Query(ge=1, le=MAX_TRAIN_POINTS)] = MAX_TRAIN_POINTS,
+    confusion_matrix: Annotated[bool, Query(description="include each epoch's confusion matrix")] = False,
 ):
-    """The curves: train points per step, validation per epoch.
-
-    `after_step`/`after_epoch` return only newer points.
-    """
+    """The curves: train points per step (paged: `more` says whether to ask again with `after_step`),
+    validation per epoch. `after_step`/`after_epoch` return only newer points."""
     service.get_job(session, job_id, owner)
-    return read_metrics(session, job_id, after_step, after_epoch)
+    return read_metrics(session, job_id, after_step, after_epoch, limit, confusion_matrix)
 
 
 @router.get("/{job_id}/events", responses={200: {"content": {"text/event-stream": {}}}, **ERRORS})
-async def job_events(job_id: str, owner: OwnerDep, session: SessionDep):
-    """Server-Sent Events: `status`, `train` and `val` events as they happen; the stream ends with the job."""
-    await run_in_threadpool(service.get_job, session, job_id, owner)
-    session.close()  # the stream may last hours: it must not hold this connection
+async def job_events(
+    job_id: str,
+    owner: OwnerDep,
+    last_event_id: Annotated[
+        str | None, Header(max_length=64, description="`step:epoch`: resume after it")
+    ] = None,
+    confusion_matrix: Annotated[
+        bool, Query(description="include confusion matrices in `val` events")
+    ] = False,
+):
+    """Server-Sent Events in time order: `train` per step, `val` after its epoch's steps, `status`
+    on change, and `end` with the job. Each train/val event has an `id:`; a reconnecting client
+    sends it back as `Last-Event-ID` and gets only what came after."""
     sessions = get_sessionmaker()
+
+    def check():
+        with sessions() as check_session:
+            service.get_job(check_session, job_id, owner)
+
+    await run_in_threadpool(check)  # the stream may last hours: it holds no connection between polls
+    after_step, after_epoch = _resume_point(last_event_id)
 
     def poll(after_step: int, after_epoch: int):
         with sessions() as poll_session:
             job = JobPublic.from_row(service.get_job(poll_session, job_id, owner))
-            return job, read_metrics(poll_session, job_id, after_step, after_epoch)
+            page = read_metrics(
+                poll_session, job_id, after_step, after_epoch, EVENTS_PER_POLL, confusion_matrix
+            )
+            return job, page
 
     async def stream():
-        last_status, last_progress, after_step, after_epoch = None, None, 0, 0
+        nonlocal after_step, after_epoch
+        last_status, last_progress = None, None
         while True:
             job, metrics = await run_in_threadpool(poll, after_step, after_epoch)
-            for point in metrics.train:
-                yield {"event": "train", "data": point.model_dump_json()}
-                after_step = point.step
-            for point in metrics.val:
-                yield {"event": "val", "data": point.model_dump_json()}
-                after_epoch = point.epoch
+            timeline = [(p.epoch, 0, p.step, "train", p) for p in metrics.train]
+            timeline += [(p.epoch, 1, 0, "val", p) for p in metrics.val]
+            for _, _, _, kind, point in sorted(timeline, key=lambda item: item[:3]):
+                if kind == "train":
+                    after_step = point.step
+                else:
+                    after_epoch = point.epoch
+                yield {"event": kind, "id": f"{after_step}:{after_epoch}", "data": point.model_dump_json()}
+            if metrics.more:
+                continue  # replaying a long history: the next page at once
             progress = job.progress.model_dump()
             if job.status != last_status or progress != last_progress:
                 yield {"event": "status", "data": json.dumps({"status": job.status, "progress": progress})}
@@ -122,34 +167,49 @@ async def job_events(job_id: str, owner: OwnerDep, session: SessionDep):
     return EventSourceResponse(stream(), ping=15)
 
 
+def _resume_point(last_event_id: str | None) -> tuple[int, int]:
+    """`Last-Event-ID: step:epoch` → where to continue; anything else starts from the beginning."""
+    try:
+        step, epoch = (int(part) for part in (last_event_id or "").split(":"))
+    except ValueError:
+        return 0, 0
+    return max(step, 0), max(epoch, 0)
+
+
 @router.post("/{job_id}/cancel", response_model=JobPublic, responses=ERRORS)
-def cancel_job(job_id: str, session: SessionDep, owner: OwnerDep):
+def cancel_job(job_id: str, session: SessionDep, storage: StorageDep, owner: OwnerDep):
     """A queued job is cancelled at once; a running one stops within one training step."""
-    return JobPublic.from_row(service.cancel_job(session, job_id, owner))
+    row = service.cancel_job(session, job_id, owner)
+    session.commit()  # before the answer: a client that got 200 sees the change on its next request
+    return JobPublic.from_row(row, storage)
 
 
 @router.post(
     "/{job_id}/resume", status_code=status.HTTP_202_ACCEPTED, response_model=JobPublic, responses=ERRORS
 )
-def resume_job(job_id: str, session: SessionDep, owner: OwnerDep):
+def resume_job(job_id: str, session: SessionDep, storage: StorageDep, owner: OwnerDep):
     """A cancelled or failed job continues from its last checkpoint, optimizer state included."""
     row = service.resume_job(session, job_id, owner)
     session.commit()
     enqueue_training(row.id)
-    return JobPublic.from_row(row)
+    return JobPublic.from_row(row, storage)
 
 
-def archive_response(folder: Path, name: str, background: BackgroundTasks, storage) -> FileResponse:
-    """Zip `folder` into a temporary file (stored, not deflated: weights do not compress) and send it."""
-    storage.tmp_dir.mkdir(parents=True, exist_ok=True)
-    handle, path = tempfile.mkstemp(dir=storage.tmp_dir, suffix=".zip")
+def build_archive(folder: Path, name: str, target: Path) -> Path:
+    """Zip `folder` (stored, not deflated: weights do not compress) into `target`, atomically."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    handle, path = tempfile.mkstemp(dir=target.parent, suffix=".zip.partial")
     os.close(handle)
-    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_STORED) as archive:
-        for file in sorted(folder.rglob("*")):
-            if file.is_file():
-                archive.write(file, Path(name) / file.relative_to(folder))
-    background.add_task(os.unlink, path)
-    return FileResponse(path, media_type="application/zip", filename=f"{name}.zip")
+    try:
+        with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_STORED) as archive:
+            for file in sorted(folder.rglob("*")):
+                if file.is_file():
+                    archive.write(file, Path(name) / file.relative_to(folder))
+        os.replace(path, target)
+    except BaseException:
+        Path(path).unlink(missing_ok=True)
+        raise
+    return target
 
 
 @router.get(
@@ -157,14 +217,16 @@ def archive_response(folder: Path, name: str, background: BackgroundTasks, stora
     response_class=FileResponse,
     responses={200: {"content": {"application/zip": {}}}, **ERRORS},
 )
-def download_model(
-    job_id: str, session: SessionDep, storage: StorageDep, owner: OwnerDep, background: BackgroundTasks
-):
+def download_model(job_id: str, session: SessionDep, storage: StorageDep, owner: OwnerDep):
     """The export (SavedModel, weights, label map, preprocessing, specs, metrics) as a ZIP."""
     row = service.get_job(session, job_id, owner)
     if row.status != "succeeded" or not storage.export_dir(job_id).is_dir():
         raise JobStateConflict(f"job {job_id} is {row.status}; its model exists once it has succeeded")
-    return archive_response(storage.export_dir(job_id), f"finetune-{job_id}", background, storage)
+    session.close()  # no database connection is held while the file streams
+    name, archive = f"finetune-{job_id}", storage.model_archive(job_id)
+    if not archive.is_file():  # built once, on the first download
+        build_archive(storage.export_dir(job_id), name, archive)
+    return FileResponse(archive, media_type="application/zip", filename=f"{name}.zip")
 
 
 @router.get(
@@ -179,4 +241,18 @@ def download_tensorboard(
     service.get_job(session, job_id, owner)
     if not storage.tensorboard_dir(job_id).is_dir():
         raise JobStateConflict(f"job {job_id} has written no TensorBoard events yet")
-    return archive_response(storage.tensorboard_dir(job_id), f"tensorboard-{job_id}", background, storage)
+    session.close()  # no database connection is held while the file streams
+    storage.tmp_dir.mkdir(parents=True, exist_ok=True)
+    handle, path = tempfile.mkstemp(dir=storage.tmp_dir, suffix=".zip")  # events grow: zipped each time
+    os.close(handle)
+    build_archive(storage.tensorboard_dir(job_id), f"tensorboard-{job_id}", Path(path))
+    background.add_task(os.unlink, path)
+    return FileResponse(path, media_type="application/zip", filename=f"tensorboard-{job_id}.zip")
+
+
+@router.delete("/{job_id}", status_code=status.HTTP_204_NO_CONTENT, responses=ERRORS)
+def delete_job(job_id: str, session: SessionDep, storage: StorageDep, owner: OwnerDep):
+    """Delete a job and everything it wrote (checkpoints, events, export, metrics); 409 while it
+    runs: cancel it first."""
+    service.delete_job(session, storage, job_id, owner)
+    session.commit()
