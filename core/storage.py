@@ -26,6 +26,27 @@ class Storage:
     def tensorboard_dir(self, job_id: str) -> Path:
         return self.run_dir(job_id) / "tensorboard"
 
+    def model_archive(self, job_id: str) -> Path:
+        """The export as a ZIP, built on the first download and kept (an export never changes)."""
+        return self.run_dir(job_id) / "model.zip"
+
+    @staticmethod
+    def size_bytes(*paths: Path) -> int:
+        """Bytes on disk under `paths` (files or folders); what a dataset or job costs."""
+        total = 0
+        for path in paths:
+            if path.is_file():
+                total += path.stat().st_size
+            elif path.is_dir():
+                total += sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+        return total
+
+    def dataset_size(self, dataset_id: str) -> int:
+        return self.size_bytes(self.dataset_dir(dataset_id), self.upload_path(dataset_id))
+
+    def job_size(self, job_id: str) -> int:
+        return self.size_bytes(self.run_dir(job_id))
+
     @property
     def feature_cache_dir(self) -> Path:
         return self.root / "features"

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +18,16 @@ class CheckpointMismatch(ValueError):
 
 
 VARIABLES_FILE = "variables.npz"
+
+
+def discard_checkpoint(directory: Path) -> None:
+    """Remove a finished run's checkpoint (the export and the best weights stay)."""
+    for path in (
+        directory,
+        directory.with_name(directory.name + ".old"),
+        directory.with_name(directory.name + ".tmp"),
+    ):
+        shutil.rmtree(path, ignore_errors=True)
 
 
 def save_checkpoint(directory: Path, variables: list, state: dict) -> None:

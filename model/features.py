@@ -11,6 +11,7 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import os
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 
@@ -19,14 +20,20 @@ import tensorflow as tf
 
 from model.weights import fingerprint
 
+DATASET_FILE = "dataset"  # the fingerprint of the dataset an entry was computed from
+
 
 class Cancelled(Exception):
     """Raised inside long steps when the caller asked to stop."""
 
 
 class FeatureCache:
-    def __init__(self, root: str | os.PathLike):
+    """Entries are folders under `root`; with `max_bytes`, the least recently used ones that no
+    process is using are evicted after each new entry until the cache fits."""
+
+    def __init__(self, root: str | os.PathLike, max_bytes: int | None = None):
         self.root = Path(root)
+        self.max_bytes = max_bytes
 
     def key(
         self, dataset_fingerprint: str, prefix_model, cut_layer: str, *, policy: str, preprocess: str
@@ -45,6 +52,7 @@ class FeatureCache:
         batch_size: int = 64,
         should_stop: Callable[[], bool] = lambda: False,
         progress: Callable[[int, int], None] | None = None,
+        dataset_fingerprint: str = "",
     ) -> tuple[np.ndarray, np.ndarray | None]:
         """Memory-mapped prefix outputs of every image, and of the flipped `flipped_rows` (or None).
 
@@ -53,6 +61,7 @@ class FeatureCache:
         """
         folder = self.root / key
         folder.mkdir(parents=True, exist_ok=True)
+        (folder / DATASET_FILE).write_text(dataset_fingerprint)
         passes = [(folder / "plain.npy", np.arange(len(images)), False)]
         if flipped_rows is not None:
             passes.append((folder / "flipped.npy", np.sort(flipped_rows), True))
@@ -74,7 +83,48 @@ class FeatureCache:
                     self._compute(path, images, rows, flip, prefix_model, batch_size, should_stop, report)
                 )
                 done += len(rows)
+            os.utime(folder / "lock")  # last use, for LRU eviction
+        if missing and self.max_bytes is not None:
+            self.evict(keep=key)
         return arrays[0], (arrays[1] if flipped_rows is not None else None)
+
+    def evict(self, keep: str | None = None) -> list[str]:
+        """Remove least recently used entries, never one in use, until the cache fits `max_bytes`."""
+        entries = []
+        for folder in self.root.iterdir() if self.root.is_dir() else []:
+            if folder.is_dir() and folder.name != keep:
+                lock = folder / "lock"
+                used = lock.stat().st_mtime if lock.exists() else 0.0
+                entries.append((used, folder, sum(f.stat().st_size for f in folder.iterdir() if f.is_file())))
+        total = sum(size for _, _, size in entries)
+        if keep and (self.root / keep).is_dir():
+            total += sum(f.stat().st_size for f in (self.root / keep).iterdir() if f.is_file())
+        removed = []
+        for _, folder, size in sorted(entries, key=lambda entry: entry[0]):
+            if total <= (self.max_bytes or 0):
+                break
+            if self._remove_if_unused(folder):
+                total -= size
+                removed.append(folder.name)
+        return removed
+
+    def remove_dataset(self, dataset_fingerprint: str) -> list[str]:
+        """Remove every entry computed from that dataset (when it is deleted), unless in use."""
+        removed = []
+        for marker in self.root.glob(f"*/{DATASET_FILE}") if self.root.is_dir() else []:
+            if marker.read_text() == dataset_fingerprint and self._remove_if_unused(marker.parent):
+                removed.append(marker.parent.name)
+        return removed
+
+    @staticmethod
+    def _remove_if_unused(folder: Path) -> bool:
+        try:
+            with open(folder / "lock", "a") as lock:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)  # a training job holds it: keep
+                shutil.rmtree(folder, ignore_errors=True)
+            return True
+        except BlockingIOError:
+            return False
 
     @staticmethod
     def _complete(path: Path, rows: np.ndarray) -> bool:

@@ -43,6 +43,7 @@ def train(
     *,
     imagenet_weights: str | Path | None = None,
     cache_dir: str | Path | None = None,
+    cache_max_bytes: int | None = None,
     observer: TrainingObserver | None = None,
 ) -> TrainResult:
     """Finetune on `dataset`, writing checkpoints, TensorBoard events and the export into `run_dir`.
@@ -66,7 +67,7 @@ def train(
     train_rows, val_rows, test_rows = (dataset.indices(name) for name in ("train", "val", "test"))
     batches = Batches(dataset)
     if parts.prefix is not None:
-        cache = FeatureCache(cache_dir or run_dir / "features")
+        cache = FeatureCache(cache_dir or run_dir / "features", cache_max_bytes)
         key = cache.key(
             dataset.fingerprint,
             parts.prefix,
@@ -82,6 +83,7 @@ def train(
                 train_rows if spec.augment_flip else None,
                 should_stop=observer.should_stop,
                 progress=lambda d, t: observer.on_phase("features", d, t),
+                dataset_fingerprint=dataset.fingerprint,
             )
         except Cancelled:
             return TrainResult("cancelled", 0, None, None, None)

@@ -127,3 +127,18 @@ def test_a_mixed_precision_run_exports_a_float32_graph(dataset, weights_file, tm
     served = load_export(tmp_path / "run" / "export").forward(images)
     assert np.allclose(served, expected, atol=1e-5)  # float16 serving would differ by ~1e-3
     assert read_weights(tmp_path / "run" / "export")["fc7"][0].dtype == np.float32
+
+
+def test_the_feature_cache_evicts_the_least_recently_used_entries(dataset, weights_file, tmp_path):
+    cache = tmp_path / "cache"
+    train(TrainSpec(num_epochs=1, batch_size=8), dataset, tmp_path / "a", imagenet_weights=weights_file,
+          cache_dir=cache)  # fmt: skip
+    first = {p.name for p in cache.iterdir()}
+    spec = TrainSpec(
+        num_epochs=1, batch_size=8, train_layers=["fc6", "fc7", "fc8"]
+    )  # another cut: another entry
+    train(spec, dataset, tmp_path / "b", imagenet_weights=weights_file, cache_dir=cache, cache_max_bytes=1)
+    second = {p.name for p in cache.iterdir()}
+    assert len(first) == len(second) == 1 and first != second  # the older entry made room
+    assert FeatureCache(cache).remove_dataset(dataset.fingerprint) == list(second)
+    assert list(cache.iterdir()) == []
