@@ -9,7 +9,8 @@ from fastapi import FastAPI
 from api.errors import install_error_handlers
 from api.limits import BodySizeLimit
 from api.predictors import PredictorCache
-from api.routes import datasets, health, jobs, predict
+from api.routes import dataset_images, datasets, health, job_predictions, jobs, predict
+from api.routes.ui import install_ui
 from api.schemas import error_responses
 from core.config import get_settings
 
@@ -28,11 +29,15 @@ def create_app() -> FastAPI:
         version="0.1.0",
         description=DESCRIPTION,
         responses=error_responses(400, 401, 422, 503),
+        docs_url=None,  # served by api.routes.ui with local assets: the docs work offline
+        redoc_url=None,
     )
     app.state.predictors = PredictorCache(settings.predictor_cache_size)  # exports load lazily, once each
     install_error_handlers(app)
-    for router in (datasets.router, jobs.router, predict.router, health.router):
+    routers = (datasets.router, dataset_images.router, jobs.router, job_predictions.router, predict.router)
+    for router in (*routers, health.router):
         app.include_router(router)
+    install_ui(app)  # after the API: its catch-all /ui/{page} must not shadow anything
     multipart_overhead = 64 * 1024
     app.add_middleware(
         BodySizeLimit,

@@ -19,6 +19,7 @@ from model.dataset import PreparedDataset
 from model.export import export_model
 from model.features import Cancelled, FeatureCache
 from model.metrics import evaluate_logits
+from model.predictions import save_predictions, top_predictions
 from model.reports import (
     EpochReport,
     RunInfo,
@@ -178,13 +179,14 @@ def train(
                 tf.summary.scalar("loss", loss)
                 tf.summary.scalar("accuracy", accuracy)
 
-        evaluation = _evaluate(evaluate_forward, batches, val_rows, dataset)
+        evaluation, logits = _evaluate(evaluate_forward, batches, val_rows, dataset)
         is_best = _better(evaluation, state)
         if is_best:
             state.update(
                 best_epoch=epoch, best_val_accuracy=evaluation.accuracy, best_val_loss=evaluation.loss
             )
             save_weights(_trained_weights(parts.model, spec), run_dir / "best_weights.npz")
+            save_predictions(run_dir, "val", top_predictions(logits, val_rows, dataset.labels[val_rows]))
         seen = max(state["seen"], 1)
         report = EpochReport(
             epoch,
@@ -211,7 +213,8 @@ def train(
     best = read_weights(run_dir / "best_weights.npz")
     apply_weights(parts.model, best, list(best))
     if len(test_rows):
-        test = _evaluate(evaluate_forward, batches, test_rows, dataset)
+        test, logits = _evaluate(evaluate_forward, batches, test_rows, dataset)
+        save_predictions(run_dir, "test", top_predictions(logits, test_rows, dataset.labels[test_rows]))
         result.test = TestReport(test.loss, test.accuracy, test.per_class, test.confusion_matrix)
         observer.on_test(result.test)
     metrics = {
@@ -241,7 +244,7 @@ def _evaluate(forward, batches: Batches, rows: np.ndarray, dataset: PreparedData
         for i in range(0, len(rows), EVAL_BATCH)
     ]
     logits = np.concatenate(logits) if logits else np.zeros((0, dataset.num_classes), np.float32)
-    return evaluate_logits(logits, dataset.labels[rows], dataset.classes)
+    return evaluate_logits(logits, dataset.labels[rows], dataset.classes), logits
 
 
 def _trained_weights(model, spec: TrainSpec) -> Weights:

@@ -38,7 +38,8 @@ def run_job(job_id: str, settings: Settings, sessions: sessionmaker[Session] | N
         if row.attempts >= settings.max_attempts:  # every earlier attempt died with its worker
             row.status, row.finished_at = "failed", utcnow()
             row.error = (
-                f"gave up after {row.attempts} attempts: its worker stopped during each one "
+                f"gave up after {row.attempts} attempt{'' if row.attempts == 1 else 's'}: "
+                "its worker stopped during each one "
                 "(killed, or out of memory?); see the worker log, then resume the job to try again"
             )
             lease.release(session)

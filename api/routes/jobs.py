@@ -98,8 +98,8 @@ def get_metrics(
     job_id: str,
     session: SessionDep,
     owner: OwnerDep,
-    after_step: Annotated[int, Query(ge=0, le=2**62)] = 0,
-    after_epoch: Annotated[int, Query(ge=0, le=2**62)] = 0,
+    after_step: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0,
+    after_epoch: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0,
     limit: Annotated[int, Query(ge=1, le=MAX_TRAIN_POINTS)] = MAX_TRAIN_POINTS,
     confusion_matrix: Annotated[bool, Query(description="include each epoch's confusion matrix")] = False,
 ):
@@ -173,7 +173,8 @@ def _resume_point(last_event_id: str | None) -> tuple[int, int]:
         step, epoch = (int(part) for part in (last_event_id or "").split(":"))
     except ValueError:
         return 0, 0
-    return max(step, 0), max(epoch, 0)
+    largest = 2**31 - 1  # the columns are 32-bit integers
+    return min(max(step, 0), largest), min(max(epoch, 0), largest)
 
 
 @router.post("/{job_id}/cancel", response_model=JobPublic, responses=ERRORS)

@@ -70,6 +70,20 @@ def test_kill_9_mid_epoch_loses_nothing(start_service, service_env, tmp_path):
         assert np.allclose(served[name][0], reference[name][0], atol=1e-5), name
 
 
+def test_a_job_that_kills_its_worker_every_time_gives_up(start_service, tmp_path):
+    """With FINETUNE_MAX_ATTEMPTS=1, one worker death is the limit: the job ends failed, not re-run."""
+    service = start_service(lease_seconds=3, reconcile_seconds=1, max_attempts=1)
+    http = httpx.Client(base_url=service.url, timeout=60)
+    dataset = upload_and_wait(http, tmp_path, per_class=10)
+    job_id = http.post("/jobs", json={"dataset_id": dataset["id"], **LONG_JOB}).json()["id"]
+    wait_for(lambda: len(steps_of(http, job_id)) >= 2, timeout=180)
+    service.processes[-1].stop(signal.SIGKILL)
+    service.add_worker()
+    finished = wait_until_finished(http, job_id)
+    assert finished["status"] == "failed", service.logs()
+    assert finished["error"].startswith("gave up after 1 attempt:") and finished["attempts"] == 1
+
+
 def test_sigterm_checkpoints_gives_back_and_another_worker_finishes(start_service, tmp_path):
     service = start_service(reconcile_seconds=1)
     http = httpx.Client(base_url=service.url, timeout=60)

@@ -295,12 +295,12 @@ def test_predict_errors(client, tmp_path):
     job = client.post("/jobs", json={"dataset_id": dataset["id"]}).json()
     response = client.post("/predict", files={"image": ("a.jpg", image)}, data={"job_id": job["id"]})
     assert_error(response, 409, "JobStateConflict", "queued")
-    too_many = [("image", (f"{i}.jpg", image)) for i in range(65)]
+    too_many = [("image", (f"{i}.jpg", image)) for i in range(17)]
     assert_error(
         client.post("/predict", files=too_many, data={"model": "imagenet"}),
         422,
         "InvalidRequest",
-        "at most 64",
+        "at most 16",
     )
 
 

@@ -1,0 +1,138 @@
+// The one fetch helper: sends the token, turns the API's {error, detail} into a thrown ApiError.
+export class ApiError extends Error {
+  constructor(status, error, detail) {
+    super(detail || error || `HTTP ${status}`);
+    this.status = status;
+    this.error = error;
+    this.detail = detail || "";
+  }
+  // "field: message; other: message" → {field: message, ...} (validation details name their field)
+  fields() {
+    const found = {};
+    for (const part of this.detail.split("; ")) {
+      const match = part.match(/^([a-z_]+)(?:\.\d+)?: (.*)$/);
+      if (match) found[match[1]] = match[2];
+    }
+    return found;
+  }
+}
+
+const TOKEN_KEY = "finetune-token";
+export const token = () => sessionStorage.getItem(TOKEN_KEY);
+
+function authHeaders(extra = {}) {
+  const value = token();
+  return value ? { ...extra, Authorization: `Bearer ${value}` } : extra;
+}
+
+let prompting = null;  // parallel requests that all got 401 share one prompt
+
+function askForToken() {
+  prompting ??= promptForToken().finally(() => { prompting = null; });
+  return prompting;
+}
+
+function promptForToken() {
+  return new Promise((resolve) => {
+    const dialog = document.createElement("dialog");
+    dialog.dataset.testid = "token-prompt";
+    dialog.innerHTML = `<form method="dialog"><strong>This service needs a token</strong>
+      <input name="token" type="password" autocomplete="off" placeholder="API token" required>
+      <button>Use token</button></form>`;
+    document.body.append(dialog);
+    dialog.querySelector("form").addEventListener("submit", () => {
+      sessionStorage.setItem(TOKEN_KEY, dialog.querySelector("input").value.trim());
+      dialog.remove();
+      resolve();
+    });
+    dialog.showModal();
+  });
+}
+
+export async function request(path, { method = "GET", json, body, headers = {}, raw = false } = {}) {
+  for (let attempt = 0; ; attempt++) {
+    const init = { method, headers: authHeaders(headers) };
+    if (json !== undefined) {
+      init.body = JSON.stringify(json);
+      init.headers["Content-Type"] = "application/json";
+    } else if (body !== undefined) {
+      init.body = body;
+    }
+    const response = await fetch(path, init);
+    if (response.status === 401 && attempt < 3) {
+      sessionStorage.removeItem(TOKEN_KEY);
+      await askForToken();
+      continue;
+    }
+    if (!response.ok) {
+      let problem = {};
+      try { problem = await response.json(); } catch { /* not JSON */ }
+      throw new ApiError(response.status, problem.error, problem.detail);
+    }
+    if (raw) return response;
+    return response.status === 204 ? null : response.json();
+  }
+}
+
+// Images and downloads need the token too, so they are fetched, not linked.
+export async function objectUrl(path) {
+  const response = await request(path, { raw: true });
+  return URL.createObjectURL(await response.blob());
+}
+
+export async function download(path, filename) {
+  const link = document.createElement("a");
+  link.href = await objectUrl(path);
+  link.download = filename;
+  link.click();
+}
+
+// Server-Sent Events through fetch (EventSource cannot send a header): calls onEvent(name, data).
+export async function followEvents(path, onEvent, signal) {
+  const response = await request(path, { raw: true, headers: { Accept: "text/event-stream" } });
+  const reader = response.body.getReader();
+  const decoder = new TextDecoder();
+  let buffer = "";
+  signal?.addEventListener("abort", () => reader.cancel());
+  while (true) {
+    const { value, done } = await reader.read();
+    if (done) return;
+    buffer += decoder.decode(value, { stream: true });
+    let end;
+    while ((end = buffer.search(/\r?\n\r?\n/)) >= 0) {
+      const block = buffer.slice(0, end);
+      buffer = buffer.slice(end).replace(/^\r?\n\r?\n/, "");
+      let name = "message", data = "";
+      for (const line of block.split(/\r?\n/)) {
+        if (line.startsWith("event:")) name = line.slice(6).trim();
+        else if (line.startsWith("data:")) data += line.slice(5).trim();
+      }
+      if (data) onEvent(name, JSON.parse(data));
+    }
+  }
+}
+
+export function showMessage(text) {
+  const box = document.getElementById("message");
+  box.textContent = text;
+  box.hidden = !text;
+}
+
+// Markup made by html`` is trusted when nested in another html``; every other value is escaped.
+class Markup extends String {}
+
+export const html = (strings, ...values) =>
+  new Markup(strings.reduce((out, s, i) => out + s + (i < values.length ? escape(values[i]) : ""), ""));
+
+export function escape(value) {
+  if (value instanceof Markup) return String(value);
+  if (Array.isArray(value)) return value.map(escape).join("");
+  return String(value ?? "").replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c]);
+}
+
+export const percent = (value) => (value == null ? "–" : `${(100 * value).toFixed(1)} %`);
+export function duration(seconds) {
+  if (seconds == null) return "–";
+  const s = Math.round(seconds);
+  return s < 60 ? `${s} s` : s < 3600 ? `${Math.floor(s / 60)} min ${s % 60} s` : `${Math.floor(s / 3600)} h ${Math.floor((s % 3600) / 60)} min`;
+}

@@ -1,0 +1,45 @@
+// /ui/ — every job, newest first: status, dataset, progress with ETA, best validation accuracy.
+import { duration, escape, html, percent, request } from "../api.js";
+
+const STATES = ["", "queued", "running", "succeeded", "failed", "cancelled"];
+
+export async function render(root) {
+  const params = new URLSearchParams(location.search);
+  const status = params.get("status") || "";
+  root.innerHTML = html`<h1>Jobs</h1>
+    <div class="row" style="align-items:center">
+      <label>Status <select data-testid="status-filter">${""}</select></label>
+      <div style="text-align:right"><button data-testid="compare-button" disabled>Compare selected</button></div>
+    </div>
+    <table data-testid="jobs"><thead><tr><th></th><th>Job</th><th>Status</th><th>Dataset</th><th>Created</th>
+      <th>Progress</th><th>Best val accuracy</th></tr></thead><tbody></tbody></table>`;
+  const filter = root.querySelector("select");
+  filter.innerHTML = STATES.map((s) => `<option value="${s}"${s === status ? " selected" : ""}>${s || "all"}</option>`).join("");
+  filter.addEventListener("change", () => {
+    location.search = filter.value ? `?status=${filter.value}` : "";
+  });
+  const query = status ? `?status=${status}&limit=200` : "?limit=200";
+  const [{ data: jobs }, { data: datasets }] = await Promise.all([
+    request(`/jobs${query}`),
+    request("/datasets?limit=500"),
+  ]);
+  const names = Object.fromEntries(datasets.map((d) => [d.id, d.name]));
+  const body = root.querySelector("tbody");
+  body.innerHTML = jobs.map((job) => {
+    const p = job.progress;
+    const eta = job.status === "running" ? ` · ETA ${duration(p.eta_seconds)}` : "";
+    return html`<tr data-job="${job.id}">
+      <td><input type="checkbox" value="${job.id}" aria-label="compare"></td>
+      <td><a href="/ui/jobs/${job.id}">${job.id.slice(0, 8)}</a></td>
+      <td><span class="status ${job.status}">${job.status}</span></td>
+      <td>${names[job.dataset_id] ?? "(deleted)"}</td>
+      <td>${new Date(job.created_at).toLocaleString()}</td>
+      <td><progress max="1" value="${p.fraction ?? 0}"></progress>
+        <span class="muted">${p.phase ?? ""}${eta}</span></td>
+      <td>${percent(job.best?.val_accuracy)}</td></tr>`;
+  }).join("") || `<tr><td colspan="7" class="muted">No jobs yet: <a href="/ui/new-job">start one</a>.</td></tr>`;
+  const compare = root.querySelector("[data-testid=compare-button]");
+  const picked = () => [...body.querySelectorAll("input:checked")].map((box) => box.value);
+  body.addEventListener("change", () => { compare.disabled = picked().length < 2; });
+  compare.addEventListener("click", () => { location.href = `/ui/compare?jobs=${picked().map(escape).join(",")}`; });
+}

@@ -1,0 +1,70 @@
+"""Debian's Chromium driven by Selenium: headless, offline, and strict about script errors."""
+
+from __future__ import annotations
+
+import shutil
+import time
+from pathlib import Path
+
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support.ui import WebDriverWait
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMEDRIVER = "/usr/bin/chromedriver"
+# Headless, and nothing reaches for the network on its own (this machine has none to reach).
+FLAGS = (
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--window-size=1280,1000",
+)
+
+
+def start_chromium(profile_dir: Path) -> webdriver.Chrome:
+    if not (shutil.which(CHROMIUM) and shutil.which(CHROMEDRIVER)):
+        raise RuntimeError(
+            "the browser tests need Debian's chromium and chromium-driver: .ci/run installs them"
+        )
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in (*FLAGS, f"--user-data-dir={profile_dir}"):
+        options.add_argument(flag)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    return webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+
+
+def script_errors(driver) -> list[str]:
+    """Uncaught errors and console.error calls; failed requests (4xx a test provokes) are not."""
+    return [
+        entry["message"]
+        for entry in driver.get_log("browser")
+        if entry["level"] == "SEVERE" and "Failed to load resource" not in entry["message"]
+    ]
+
+
+def wait_until(driver, condition, timeout: float = 120.0, message: str = ""):
+    return WebDriverWait(driver, timeout, poll_frequency=0.2).until(lambda d: condition(d), message)
+
+
+def by_testid(driver, testid: str):
+    return driver.find_element(By.CSS_SELECTOR, f"[data-testid='{testid}']")
+
+
+def text_of(driver, testid: str) -> str:
+    return by_testid(driver, testid).text.strip()
+
+
+def chart_points(driver, testid: str) -> int:
+    return int(by_testid(driver, testid).find_element(By.TAG_NAME, "svg").get_attribute("data-points") or 0)
+
+
+def pause(seconds: float) -> None:
+    time.sleep(seconds)
