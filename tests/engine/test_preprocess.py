@@ -106,3 +106,23 @@ def test_in_graph_normalization_equals_numpy_twin():
     images = np.random.default_rng(0).integers(0, 256, (2, 5, 5, 3), dtype=np.uint8)
     layer_out = np.asarray(image_normalization_layer(SPEC)(images.astype(np.float32)))
     assert np.allclose(layer_out, normalize(images, SPEC), atol=1e-4)
+
+
+def test_jpeg_draft_decodes_a_large_photo_at_a_reduced_scale_with_little_difference():
+    rng = np.random.default_rng(7)
+    base = rng.integers(0, 255, size=(30, 40, 3), dtype=np.uint8)
+    photo = Image.fromarray(base).resize((2000, 1500), Image.Resampling.BICUBIC)  # smooth, like a photo
+    data = encode(photo, "JPEG", quality=92)
+    full = load_image(data, PreprocessSpec(jpeg_draft=False)).astype(float)
+    drafted = load_image(data, PreprocessSpec()).astype(float)
+    assert not np.array_equal(full, drafted)  # the draft was used
+    assert np.abs(full - drafted).mean() < 2.0
+    for spec in (PreprocessSpec(), PreprocessSpec(resize="center_crop")):
+        assert load_image(data, spec).shape == (227, 227, 3)
+
+
+def test_specs_stored_before_the_draft_keep_the_full_decode():
+    assert PreprocessSpec().jpeg_draft is True
+    stored = {"image_size": 227, "resize": "squash", "mean_rgb": [1, 2, 3], "channel_order": "BGR"}
+    assert PreprocessSpec.from_dict(stored).jpeg_draft is False
+    assert PreprocessSpec.from_dict({**stored, "jpeg_draft": True}).jpeg_draft is True

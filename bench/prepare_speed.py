@@ -1,0 +1,58 @@
+"""Decoding 12 MP phone-sized JPEGs into network input: full decode against the JPEG draft
+(DCT scaling), side by side in one run, on one core and on every core.
+
+    python -m bench.prepare_speed --images 24
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import os
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+from PIL import Image
+
+from model.preprocess import PreprocessSpec, load_image
+
+
+def phone_photo(seed: int, size=(4000, 3000)) -> bytes:
+    """A smooth 12 MP image with some grain, saved as a camera would (quality 90)."""
+    rng = np.random.default_rng(seed)
+    base = Image.fromarray(rng.integers(0, 255, size=(48, 64, 3), dtype=np.uint8)).resize(size, Image.BICUBIC)
+    grain = rng.normal(0, 6, size=(size[1], size[0], 3))
+    pixels = np.clip(np.asarray(base, dtype=np.float32) + grain, 0, 255).astype(np.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, format="JPEG", quality=90)
+    return buffer.getvalue()
+
+
+def rate(photos: list[bytes], spec: PreprocessSpec, workers: int) -> tuple[float, np.ndarray]:
+    started = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        arrays = list(pool.map(lambda data: load_image(data, spec), photos))
+    return len(photos) / (time.perf_counter() - started), np.stack(arrays).astype(np.float32)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--images", type=int, default=24)
+    args = parser.parse_args()
+    photos = [phone_photo(seed) for seed in range(args.images)]
+    cores = os.cpu_count() or 1
+    megabytes = sum(map(len, photos)) / len(photos) / 1e6
+    print(f"{args.images} JPEGs of 4000×3000 ({megabytes:.1f} MB each), {cores} cores")
+    full_spec, draft_spec = PreprocessSpec(jpeg_draft=False), PreprocessSpec()
+    rate(photos[:2], full_spec, 1)  # warm-up
+    for workers in (1, cores):
+        full, full_pixels = rate(photos, full_spec, workers)
+        draft, draft_pixels = rate(photos, draft_spec, workers)
+        difference = np.abs(full_pixels - draft_pixels).mean()
+        print(f"{workers} thread(s): full decode {full:.1f} img/s, draft {draft:.1f} img/s, "
+              f"ratio {draft / full:.2f}×, mean pixel difference {difference:.2f}")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
