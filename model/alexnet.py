@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import keras
 
-from model.layers import LocalResponseNormalization
+from model.layers import GroupedConv2D, LocalResponseNormalization
 from model.layout import WEIGHT_LAYERS
 from model.preprocess import PreprocessSpec, image_normalization_layer
 
@@ -37,7 +37,7 @@ def build_alexnet(
     layers = keras.layers
 
     def conv(name, filters, size, strides=1, padding="same", groups=1):
-        return layers.Conv2D(
+        return (GroupedConv2D if groups > 1 else layers.Conv2D)(
             filters,
             size,
             strides=strides,

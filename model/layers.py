@@ -35,6 +35,26 @@ class LocalResponseNormalization(keras.layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package="finetune")
+class GroupedConv2D(keras.layers.Conv2D):
+    """Caffe's grouped convolution (conv2, conv4, conv5) through TensorFlow's own conv2d kernel.
+
+    The weights are Keras' `groups` layout, kernel (h, w, in / groups, out), so files and exports
+    are unchanged. Keras compiles grouped convolutions with XLA, which measured 20 % slower in
+    float32 and 35 % slower in bfloat16 for the whole prefix on an AVX-512/AMX CPU than TF's
+    kernel (oneDNN on CPU, cuDNN on GPU), which takes the grouping from the channel counts.
+    """
+
+    def convolution_op(self, inputs, kernel):
+        return tf.nn.conv2d(
+            inputs,
+            kernel,
+            strides=list(self.strides),
+            padding=self.padding.upper(),
+            dilations=list(self.dilation_rate),
+        )
+
+
+@keras.saving.register_keras_serializable(package="finetune")
 class ImageNormalization(keras.layers.Layer):
     """uint8/float RGB in 0..255 → float32, minus the mean, in the network's channel order."""
 

@@ -70,3 +70,24 @@ def test_fresh_layers_are_he_initialised():
     keras.utils.set_random_seed(0)
     kernel = np.asarray(build_alexnet(num_classes=10).get_layer("fc7").kernel)
     assert abs(kernel.std() - np.sqrt(2.0 / 4096)) < 0.1 * np.sqrt(2.0 / 4096)
+
+
+def test_grouped_convolutions_equal_keras_native_groups():
+    """Same weights layout, same outputs, without Keras' XLA path for groups."""
+    import keras
+
+    from model.layers import GroupedConv2D
+
+    rng = np.random.default_rng(3)
+    inputs = rng.standard_normal((2, 13, 13, 384)).astype(np.float32)
+    native = keras.layers.Conv2D(256, 3, padding="same", groups=2)
+    ours = GroupedConv2D(256, 3, padding="same", groups=2)
+    native.build(inputs.shape)
+    ours.build(inputs.shape)
+    ours.set_weights(native.get_weights())
+    assert ours.kernel.shape == (3, 3, 192, 256)
+    assert np.allclose(ours(inputs).numpy(), native(inputs).numpy(), rtol=1e-4, atol=1e-4)
+    model = build_alexnet(2)
+    assert [type(model.get_layer(n)).__name__ for n in ("conv1", "conv2", "conv4", "conv5")] == [
+        "Conv2D", "GroupedConv2D", "GroupedConv2D", "GroupedConv2D",
+    ]  # fmt: skip
