@@ -32,7 +32,9 @@ def create_app() -> FastAPI:
         docs_url=None,  # served by api.routes.ui with local assets: the docs work offline
         redoc_url=None,
     )
-    app.state.predictors = PredictorCache(settings.predictor_cache_size)  # exports load lazily, once each
+    app.state.predictors = PredictorCache(  # exports load lazily, once each; their batcher stops with them
+        settings.predictor_cache_size, on_evict=lambda predictor: predictor.forward.close()
+    )
     install_error_handlers(app)
     routers = (datasets.router, dataset_images.router, jobs.router, job_predictions.router, predict.router)
     for router in (*routers, health.router):

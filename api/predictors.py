@@ -9,8 +9,8 @@ from typing import Any
 
 
 class PredictorCache:
-    def __init__(self, capacity: int):
-        self.capacity = capacity
+    def __init__(self, capacity: int, on_evict: Callable[[Any], None] | None = None):
+        self.capacity, self.on_evict = capacity, on_evict
         self._items: OrderedDict[str, Any] = OrderedDict()
         self._lock = threading.Lock()
         self._loading: dict[str, threading.Lock] = {}
@@ -31,7 +31,9 @@ class PredictorCache:
                 self._items[key] = predictor
                 self._items.move_to_end(key)
                 while len(self._items) > self.capacity:
-                    self._items.popitem(last=False)
+                    _, evicted = self._items.popitem(last=False)
+                    if self.on_evict:
+                        self.on_evict(evicted)
                 self._loading.pop(key, None)
             return predictor
 

@@ -2,7 +2,8 @@
 
 Starts `finetune up` (embedded default) on a temporary data folder with generated weights, trains a
 small job, then times: the bare call (`load_export(...).predict([image])`, decode included), one
-`POST /predict` at a time, and throughput with 1 and 16 concurrent clients.
+`POST /predict` at a time, and throughput with 1 and 16 concurrent clients, with micro-batching
+(the default) and without it (FINETUNE_PREDICT_MAX_BATCH=1), each on a fresh `finetune up`.
 
     python -m bench.predict_latency --requests 200
 """
@@ -93,6 +94,16 @@ def main() -> None:
 
         one, one_errors = throughput(1)
         sixteen, sixteen_errors = throughput(16)
+        latencies_batched = [post(http) for _ in range(args.requests)]
+    finally:
+        up.stop()
+    up, base = start_embedded(data, work / "up-unbatched.log", predict_max_batch=1)
+    try:
+        http = httpx.Client(base_url=base, timeout=120)
+        for _ in range(5):
+            post(http)
+        one_unbatched, _ = throughput(1)
+        sixteen_unbatched, unbatched_errors = throughput(16)
     finally:
         up.stop()
 
@@ -102,8 +113,12 @@ def main() -> None:
     print(f"bare model call   p50 {p50_bare:7.2f} ms   p99 {p99_bare:7.2f} ms")
     print(f"POST /predict     p50 {p50_http:7.2f} ms   p99 {p99_http:7.2f} ms")
     print(f"HTTP overhead at p50: {(p50_http - p50_bare) / p50_bare:.1%} of the model call (goal < 30%)")
-    print(f"throughput, 1 client:   {one:6.1f} requests/s ({one_errors} errors)")
-    print(f"throughput, 16 clients: {sixteen:6.1f} requests/s ({sixteen_errors} errors)")
+    print(f"micro-batching on:  1 client {one:6.1f} req/s, 16 clients {sixteen:6.1f} req/s "
+          f"({sixteen / one:.2f}x; {one_errors + sixteen_errors} errors); "
+          f"p50 one at a time {statistics.median(latencies_batched) * 1e3:.2f} ms")  # fmt: skip
+    print(f"micro-batching off: 1 client {one_unbatched:6.1f} req/s, "
+          f"16 clients {sixteen_unbatched:6.1f} req/s "
+          f"({sixteen_unbatched / one_unbatched:.2f}x; {unbatched_errors} errors)")  # fmt: skip
 
 
 if __name__ == "__main__":

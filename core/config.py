@@ -45,6 +45,16 @@ class Settings(BaseSettings):
         description="Most images in one /predict request; the request body may hold this many "
         "times max_predict_bytes (256 MiB by default), refused with 413 while it streams in.",
     )
+    predict_max_batch: int = Field(
+        default=32, ge=1, le=1024, description="Most images one shared forward pass at /predict takes."
+    )
+    predict_max_wait_ms: float = Field(
+        default=0.0,
+        ge=0,
+        le=1000,
+        description="How long a forward pass at /predict waits for more requests to batch with; "
+        "0 takes what is queued (on a CPU, requests queue up while a pass runs).",
+    )
     predictor_cache_size: int = Field(default=4, ge=1, description="Exports kept loaded for prediction.")
     metrics_flush_seconds: float = Field(
         default=1.0, gt=0, description="How often the worker writes buffered metrics."

@@ -5,6 +5,7 @@ from typing import Annotated
 from fastapi import APIRouter, File, Form, Request, UploadFile
 from starlette.concurrency import run_in_threadpool
 
+from api.batching import MicroBatcher
 from api.deps import OwnerDep, SessionDep, SettingsDep, StorageDep
 from api.schemas import PredictionsPublic, error_responses
 from core import jobs as job_service
@@ -57,19 +58,25 @@ async def predict(
             raise PayloadTooLarge(f"image {position} is larger than {settings.max_predict_bytes} bytes")
         payloads.append(data)
     predictions = await run_in_threadpool(
-        _predict, request.app.state.predictors, key, folder, payloads, top_k, settings.max_image_pixels
+        _predict, request.app.state.predictors, key, folder, payloads, top_k, settings
     )
     return PredictionsPublic(model=key, predictions=predictions)
 
 
-def _predict(cache, key: str, folder, payloads: list[bytes], top_k: int, max_pixels: int):
+def _predict(cache, key: str, folder, payloads: list[bytes], top_k: int, settings):
     from model.export import imagenet_predictor, load_export
     from model.preprocess import ImageError
 
-    predictor = cache.get(
-        key, lambda: imagenet_predictor(folder) if key == "imagenet" else load_export(folder)
-    )
+    def load():
+        predictor = imagenet_predictor(folder) if key == "imagenet" else load_export(folder)
+        # concurrent requests for this model share forward passes (api/batching.py)
+        predictor.forward = MicroBatcher(
+            predictor.forward, settings.predict_max_batch, settings.predict_max_wait_ms / 1000
+        )
+        return predictor
+
+    predictor = cache.get(key, load)
     try:
-        return predictor.predict(payloads, top_k=top_k, max_pixels=max_pixels)
+        return predictor.predict(payloads, top_k=top_k, max_pixels=settings.max_image_pixels)
     except ImageError as exc:
         raise InvalidImage(str(exc)) from None

@@ -88,11 +88,18 @@ def wait_for_log(process: ServiceProcess, text: str, timeout: float = 90.0) -> N
     )
 
 
-def start_embedded(data_dir: Path, log_path: Path) -> tuple[ServiceProcess, str]:
+def start_embedded(data_dir: Path, log_path: Path, **settings) -> tuple[ServiceProcess, str]:
     """`finetune up` on the embedded default (SQLite, folder broker) in `data_dir`, once it is ready."""
     port = free_port()
     up = ServiceProcess(
-        ["up", "--port", str(port)], service_env({"FINETUNE_DATA_DIR": str(data_dir)}), log_path
+        ["up", "--port", str(port)],
+        service_env(
+            {
+                "FINETUNE_DATA_DIR": str(data_dir),
+                **{f"FINETUNE_{k.upper()}": str(v) for k, v in settings.items()},
+            }
+        ),
+        log_path,
     )
     base_url = f"http://127.0.0.1:{port}"
     try:
