@@ -29,9 +29,13 @@ def padded_size(count: int, max_batch: int) -> int:
 
 class MicroBatcher:
     def __init__(
-        self, forward: Callable[[np.ndarray], np.ndarray], max_batch: int = 32, max_wait: float = 0.002
+        self,
+        forward: Callable[[np.ndarray], np.ndarray],
+        max_batch: int = 32,
+        max_wait: float = 0.0,
+        on_batch: Callable[[int], None] | None = None,
     ):
-        self.forward, self.max_batch, self.max_wait = forward, max_batch, max_wait
+        self.forward, self.max_batch, self.max_wait, self.on_batch = forward, max_batch, max_wait, on_batch
         self.batch_sizes: list[int] = []  # what ran, padded, for tests and metrics
         self._queue: queue.Queue[tuple[np.ndarray, Future] | None] = queue.Queue()
         self._thread = threading.Thread(target=self._run, name="predict-batcher", daemon=True)
@@ -79,6 +83,8 @@ class MicroBatcher:
                 future.set_exception(exc)
             return
         self.batch_sizes.append(size)
+        if self.on_batch:
+            self.on_batch(size)
         start = 0
         for images, future in pending:
             future.set_result(probabilities[start : start + len(images)])

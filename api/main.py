@@ -8,8 +8,9 @@ from fastapi import FastAPI
 
 from api.errors import install_error_handlers
 from api.limits import BodySizeLimit
+from api.metrics import RequestMetrics, make_registry
 from api.predictors import PredictorCache
-from api.routes import dataset_images, datasets, health, job_predictions, jobs, predict
+from api.routes import dataset_images, datasets, health, job_predictions, jobs, metrics, predict
 from api.routes.ui import install_ui
 from api.schemas import error_responses
 from core.config import get_settings
@@ -37,9 +38,11 @@ def create_app() -> FastAPI:
     )
     install_error_handlers(app)
     routers = (datasets.router, dataset_images.router, jobs.router, job_predictions.router, predict.router)
-    for router in (*routers, health.router):
+    for router in (*routers, health.router, metrics.router):
         app.include_router(router)
     install_ui(app)  # after the API: its catch-all /ui/{page} must not shadow anything
+    app.state.metrics_registry = make_registry()
+    app.add_middleware(RequestMetrics)
     multipart_overhead = 64 * 1024
     app.add_middleware(
         BodySizeLimit,

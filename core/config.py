@@ -85,6 +85,11 @@ class Settings(BaseSettings):
         description="Starts a job gets before it ends `failed`: a job whose worker dies every time "
         "(killed, out of memory) is not re-enqueued forever.",
     )
+    metrics_public: bool = Field(
+        default=False,
+        description="Serve GET /metrics without a token (for a Prometheus inside your network); "
+        "otherwise it needs one whenever tokens are configured.",
+    )
     host: str = "127.0.0.1"
     port: int = 8000
     api_tokens: list[str] = Field(

@@ -58,6 +58,8 @@ class JobRecorder(TrainingObserver):
     def on_start(self, info: RunInfo) -> None:
         self._total_steps = info.num_epochs * info.steps_per_epoch
         with self._lock:
+            if info.feature_cache == "cached":
+                self._progress.setdefault("feature_cache", "hit")  # no features phase came first
             self._progress.update(
                 num_epochs=info.num_epochs,
                 steps_per_epoch=info.steps_per_epoch,
@@ -69,6 +71,8 @@ class JobRecorder(TrainingObserver):
     def on_phase(self, phase: str, done: int, total: int) -> None:
         with self._lock:
             self._progress.update(phase=phase, phase_done=done, phase_total=total)
+            if phase == "features":
+                self._progress["feature_cache"] = "miss"  # computed here, not found cached
 
     def on_step(self, report: StepReport) -> None:
         now = time.monotonic()

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import time
 from typing import Annotated
 
 from fastapi import APIRouter, File, Form, Request, UploadFile
@@ -7,6 +8,7 @@ from starlette.concurrency import run_in_threadpool
 
 from api.batching import MicroBatcher
 from api.deps import OwnerDep, SessionDep, SettingsDep, StorageDep
+from api.metrics import BATCH_IMAGES, PREDICT_SECONDS, PREDICTIONS
 from api.schemas import PredictionsPublic, error_responses
 from core import jobs as job_service
 from core.errors import InvalidImage, InvalidRequest, JobStateConflict, PayloadTooLarge, WeightsNotInstalled
@@ -57,9 +59,13 @@ async def predict(
         if len(data) > settings.max_predict_bytes:
             raise PayloadTooLarge(f"image {position} is larger than {settings.max_predict_bytes} bytes")
         payloads.append(data)
+    started = time.perf_counter()
     predictions = await run_in_threadpool(
         _predict, request.app.state.predictors, key, folder, payloads, top_k, settings
     )
+    kind = "imagenet" if key == "imagenet" else "job"
+    PREDICTIONS.labels(kind).inc(len(predictions))
+    PREDICT_SECONDS.labels(kind).observe(time.perf_counter() - started)
     return PredictionsPublic(model=key, predictions=predictions)
 
 
@@ -71,7 +77,10 @@ def _predict(cache, key: str, folder, payloads: list[bytes], top_k: int, setting
         predictor = imagenet_predictor(folder) if key == "imagenet" else load_export(folder)
         # concurrent requests for this model share forward passes (api/batching.py)
         predictor.forward = MicroBatcher(
-            predictor.forward, settings.predict_max_batch, settings.predict_max_wait_ms / 1000
+            predictor.forward,
+            settings.predict_max_batch,
+            settings.predict_max_wait_ms / 1000,
+            on_batch=BATCH_IMAGES.observe,
         )
         return predictor
 
