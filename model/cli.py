@@ -10,20 +10,8 @@ from pathlib import Path
 
 import click
 
+from model.cli_options import spec_fields, spec_options, usage_error
 from model.cli_weights import download_weights, weights_file_option
-from model.layout import WEIGHT_LAYERS
-
-
-def _layers(value: str | None) -> list[str] | None:
-    if value is None:
-        return None
-    names = [v.strip() for v in value.split(",") if v.strip()]
-    unknown = [n for n in names if n not in WEIGHT_LAYERS]
-    if unknown:
-        raise click.BadParameter(
-            f"unknown layer(s) {', '.join(unknown)}; choose from {', '.join(WEIGHT_LAYERS)}"
-        )
-    return names
 
 
 @click.command()
@@ -41,27 +29,10 @@ def _layers(value: str | None) -> list[str] | None:
     "--weights", default="imagenet", show_default=True, help="imagenet, random, or an export folder."
 )
 @weights_file_option
-@click.option("--train-layers", default=None, help="Comma-separated. [default: fc7,fc8; all with random]")
-@click.option("--reinit-layers", default=None, help="Layers that start fresh. [default: fc8]")
-@click.option("--optimizer", type=click.Choice(["sgd", "momentum", "adam"]), default="sgd", show_default=True)
-@click.option("--learning-rate", type=float, default=0.001, show_default=True)
-@click.option("--momentum", type=float, default=None, help="SGD momentum. [default: 0.9 with sgd]")
-@click.option("--epochs", "num_epochs", type=int, default=10, show_default=True)
-@click.option("--batch-size", type=int, default=128, show_default=True)
-@click.option(
-    "--dropout", "dropout_rate", type=float, default=0.5, show_default=True, help="Probability of dropping."
-)
-@click.option("--flip/--no-flip", "augment_flip", default=True, show_default=True)
-@click.option(
-    "--patience", "early_stopping_patience", type=int, default=None, help="Stop after N epochs w/o gain."
-)
-@click.option("--seed", type=int, default=0, show_default=True)
+@spec_options
 @click.option("--val-fraction", type=float, default=0.15, show_default=True)
 @click.option("--test-fraction", type=float, default=0.15, show_default=True)
 @click.option("--resize", type=click.Choice(["squash", "center_crop"]), default="squash", show_default=True)
-@click.option("--mixed-precision", is_flag=True)
-@click.option("--xla", is_flag=True)
-@click.option("--feature-cache/--no-feature-cache", default=True, show_default=True)
 def train(
     data,
     out_dir,
@@ -88,13 +59,10 @@ def train(
     from model.training import train as run_training
     from model.weights import WeightsError
 
-    layers = {"train_layers": _layers(train_layers), "reinit_layers": _layers(reinit_layers)}
     try:
-        spec = TrainSpec(**{k: v for k, v in layers.items() if v is not None}, **options)
+        spec = TrainSpec(**spec_fields(train_layers, reinit_layers, options))
     except ValidationError as exc:
-        raise click.UsageError(
-            "; ".join(f"{'.'.join(map(str, e['loc'])) or 'options'}: {e['msg']}" for e in exc.errors())
-        ) from None
+        raise usage_error(exc) from None
     try:
         _check_weights(spec, weights_file)
     except WeightsError as exc:

@@ -1,0 +1,188 @@
+"""FinetuneClient: every call of the public API, errors as ClientError with the API's detail."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+DEFAULT_URL = "http://127.0.0.1:8000"
+ENDED = ("succeeded", "failed", "cancelled")
+
+
+class ClientError(RuntimeError):
+    """An answer other than 2xx: `status`, the API's `error` name and its `detail`."""
+
+    def __init__(self, status: int, error: str, detail: str):
+        super().__init__(f"{status} {error}: {detail}")
+        self.status, self.error, self.detail = status, error, detail
+
+
+class _CountingFile:
+    """A file whose reads report progress: how an upload's bytes are counted as they go."""
+
+    def __init__(self, path: Path, progress: Callable[[int, int], None] | None):
+        self._file, self.total, self.sent, self.progress = open(path, "rb"), path.stat().st_size, 0, progress
+
+    def read(self, size: int = -1) -> bytes:
+        chunk = self._file.read(size)
+        self.sent += len(chunk)
+        if self.progress:
+            self.progress(self.sent, self.total)
+        return chunk
+
+    def close(self) -> None:
+        self._file.close()
+
+
+class FinetuneClient:
+    def __init__(self, url: str | None = None, token: str | None = None, timeout: float = 60.0):
+        url = url or os.environ.get("FINETUNE_URL") or DEFAULT_URL
+        token = token or os.environ.get("FINETUNE_TOKEN")
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        self.http = httpx.Client(base_url=url.rstrip("/"), headers=headers, timeout=timeout)
+
+    def close(self) -> None:
+        self.http.close()
+
+    def _call(self, method: str, path: str, **kwargs) -> Any:
+        response = self.http.request(method, path, **kwargs)
+        return self._checked(response)
+
+    @staticmethod
+    def _checked(response: httpx.Response) -> Any:
+        if response.is_success:
+            return None if response.status_code == 204 else response.json()
+        try:
+            body = response.json()
+        except ValueError:
+            body = {}
+        raise ClientError(
+            response.status_code, body.get("error", "HTTPError"), body.get("detail", response.text)
+        )
+
+    # --- datasets ---------------------------------------------------------------------------
+    def upload_dataset(
+        self,
+        path: str | os.PathLike,
+        name: str | None = None,
+        val_fraction: float = 0.15,
+        test_fraction: float = 0.15,
+        seed: int = 0,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> dict:
+        """Upload a ZIP; `progress(sent, total)` is called as its bytes go out."""
+        path = Path(path)
+        data = {"val_fraction": str(val_fraction), "test_fraction": str(test_fraction), "seed": str(seed)}
+        if name:
+            data["name"] = name
+        upload = _CountingFile(path, progress)
+        try:
+            return self._call(
+                "POST", "/datasets", files={"file": (path.name, upload, "application/zip")}, data=data
+            )
+        finally:
+            upload.close()
+
+    def get_dataset(self, dataset_id: str) -> dict:
+        return self._call("GET", f"/datasets/{dataset_id}")
+
+    def list_datasets(self, offset: int = 0, limit: int = 100) -> dict:
+        return self._call("GET", "/datasets", params={"offset": offset, "limit": limit})
+
+    def wait_for_dataset(self, dataset_id: str, timeout: float = 3600.0, interval: float = 1.0) -> dict:
+        """The dataset once it is ready or failed."""
+        deadline = time.monotonic() + timeout
+        while (dataset := self.get_dataset(dataset_id))["status"] == "preparing":
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"dataset {dataset_id} still preparing after {timeout} s")
+            time.sleep(interval)
+        return dataset
+
+    def delete_dataset(self, dataset_id: str) -> None:
+        self._call("DELETE", f"/datasets/{dataset_id}")
+
+    # --- jobs -------------------------------------------------------------------------------
+    def create_job(self, dataset_id: str, **spec) -> dict:
+        return self._call("POST", "/jobs", json={"dataset_id": dataset_id, **spec})
+
+    def get_job(self, job_id: str) -> dict:
+        return self._call("GET", f"/jobs/{job_id}")
+
+    def list_jobs(self, status: str | None = None, offset: int = 0, limit: int = 50) -> dict:
+        params = {"offset": offset, "limit": limit, **({"status": status} if status else {})}
+        return self._call("GET", "/jobs", params=params)
+
+    def cancel_job(self, job_id: str) -> dict:
+        return self._call("POST", f"/jobs/{job_id}/cancel")
+
+    def resume_job(self, job_id: str) -> dict:
+        return self._call("POST", f"/jobs/{job_id}/resume")
+
+    def delete_job(self, job_id: str) -> None:
+        self._call("DELETE", f"/jobs/{job_id}")
+
+    def metrics(self, job_id: str, **params) -> dict:
+        return self._call("GET", f"/jobs/{job_id}/metrics", params=params)
+
+    def follow(self, job_id: str, last_event_id: str | None = None) -> Iterator[tuple[str, dict]]:
+        """The job's events as (name, data) until it ends; reconnects after a dropped stream."""
+        while True:
+            headers = {"Last-Event-ID": last_event_id} if last_event_id else {}
+            try:
+                with self.http.stream(
+                    "GET", f"/jobs/{job_id}/events", headers=headers, timeout=None
+                ) as response:
+                    if not response.is_success:
+                        response.read()
+                        self._checked(response)
+                    name = None
+                    for line in response.iter_lines():
+                        if line.startswith("event:"):
+                            name = line.split(":", 1)[1].strip()
+                        elif line.startswith("id:"):
+                            last_event_id = line.split(":", 1)[1].strip()
+                        elif line.startswith("data:") and name:
+                            data = json.loads(line.split(":", 1)[1])
+                            yield name, data
+                            if name == "end":
+                                return
+                return
+            except httpx.TransportError:
+                time.sleep(1.0)  # the stream dropped: continue after the last event seen
+
+    def download_model(self, job_id: str, to: str | os.PathLike) -> Path:
+        to = Path(to)
+        with self.http.stream("GET", f"/jobs/{job_id}/model") as response:
+            if not response.is_success:
+                response.read()
+                self._checked(response)
+            with open(to, "wb") as out:
+                for chunk in response.iter_bytes():
+                    out.write(chunk)
+        return to
+
+    # --- prediction -------------------------------------------------------------------------
+    def predict(
+        self,
+        images: list[str | os.PathLike | bytes],
+        job_id: str | None = None,
+        model: str | None = None,
+        top_k: int = 5,
+    ) -> dict:
+        """Top-k per image with a succeeded job (`job_id`) or `model="imagenet"`."""
+        files = []
+        for i, image in enumerate(images):
+            data = image if isinstance(image, bytes) else Path(image).read_bytes()
+            files.append(("image", (f"image-{i}" if isinstance(image, bytes) else Path(image).name, data)))
+        form = {
+            "top_k": str(top_k),
+            **({"job_id": job_id} if job_id else {}),
+            **({"model": model} if model else {}),
+        }
+        return self._call("POST", "/predict", files=files, data=form)
