@@ -39,10 +39,10 @@ class GroupedConv2D(keras.layers.Conv2D):
     """Caffe's grouped convolution (conv2, conv4, conv5) as one plain convolution per group.
 
     The weights are Keras' `groups` layout, kernel (h, w, in / groups, out), so files and exports
-    are unchanged. Keras compiles grouped convolutions with XLA, which measured 20 % slower in
-    float32 and 35 % slower in bfloat16 for the whole prefix on an AVX-512/AMX CPU; TensorFlow's
-    own grouped kernel exists only with oneDNN or cuDNN (without oneDNN: "Fused conv implementation
-    does not support grouped convolutions"). Plain convolutions per group run everywhere, as fast.
+    are unchanged. Keras compiles grouped convolutions with XLA: the whole prefix ran at 197 img/s
+    in float32 and 204 in mixed bfloat16 that way, against 219 and 262 with this layer, on an
+    AVX-512/AMX CPU. TensorFlow's own grouped kernel exists only with oneDNN or cuDNN (without
+    oneDNN: "Fused conv implementation does not support grouped convolutions"); this runs anywhere.
     """
 
     def convolution_op(self, inputs, kernel):
