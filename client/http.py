@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from collections.abc import Callable, Iterator
@@ -10,6 +9,8 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+
+from client.events import parse_events
 
 DEFAULT_URL = "http://127.0.0.1:8000"
 ENDED = ("succeeded", "failed", "cancelled")
@@ -141,17 +142,11 @@ class FinetuneClient:
                     if not response.is_success:
                         response.read()
                         self._checked(response)
-                    name = None
-                    for line in response.iter_lines():
-                        if line.startswith("event:"):
-                            name = line.split(":", 1)[1].strip()
-                        elif line.startswith("id:"):
-                            last_event_id = line.split(":", 1)[1].strip()
-                        elif line.startswith("data:") and name:
-                            data = json.loads(line.split(":", 1)[1])
-                            yield name, data
-                            if name == "end":
-                                return
+                    for name, data, event_id in parse_events(response.iter_lines()):
+                        last_event_id = event_id or last_event_id
+                        yield name, data
+                        if name == "end":
+                            return
                 return
             except httpx.TransportError:
                 time.sleep(1.0)  # the stream dropped: continue after the last event seen

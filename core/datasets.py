@@ -22,13 +22,20 @@ log = logging.getLogger(__name__)
 ACTIVE_JOB_STATES = ("queued", "running")
 
 
+def archive_limits(settings: Settings):
+    """What a dataset may hold, as configured: the same limits at upload and in preparation."""
+    from model.sources import ArchiveLimits
+
+    return ArchiveLimits(max_image_pixels=settings.max_image_pixels)
+
+
 def check_upload(path: Path, filename: str, settings: Settings) -> None:
     """Refuse at once what the listing of an upload already shows; decoding stays in the worker."""
     from model.dataset import inspect_source
-    from model.sources import ArchiveLimits, DatasetError
+    from model.sources import DatasetError
 
     try:
-        inspect_source(path, ArchiveLimits(max_image_pixels=settings.max_image_pixels), name=filename)
+        inspect_source(path, archive_limits(settings), name=filename)
     except DatasetError as exc:
         message = str(exc)
         raise InvalidDataset(message if message.startswith(filename) else f"{filename}: {message}") from None
@@ -74,7 +81,7 @@ def prepare(settings: Settings, dataset_id: str, sessions: sessionmaker[Session]
     `failed` with a reason, so nothing stays `preparing` forever.
     """
     from model.dataset import SplitFractions, prepare_dataset
-    from model.sources import ArchiveLimits, DatasetError
+    from model.sources import DatasetError
 
     sessions = sessions or get_sessionmaker()
     storage = Storage(settings)
@@ -108,7 +115,7 @@ def prepare(settings: Settings, dataset_id: str, sessions: sessionmaker[Session]
             upload,
             storage.dataset_dir(dataset_id),
             fractions,
-            limits=ArchiveLimits(max_image_pixels=settings.max_image_pixels),
+            limits=archive_limits(settings),
             progress=check_lease,
         )
         manifest = prepared.manifest

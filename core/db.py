@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import lru_cache
 
-from sqlalchemy import create_engine, event, text
+from sqlalchemy import create_engine, event, text, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -29,6 +29,21 @@ def make_engine(url: str) -> Engine:
     return create_engine(
         url, pool_pre_ping=True, pool_size=10, max_overflow=20, connect_args={"connect_timeout": 5}
     )
+
+
+def conditional_update(session: Session, table, row_id: str, *conditions, **values) -> bool:
+    """One UPDATE of one row, only while `conditions` hold: True when it changed the row.
+
+    Every state change goes through this (`WHERE status = ...`, `WHERE lease_owner = :me`), so a
+    lost race is an answer, never a silent overwrite.
+    """
+    changed = session.execute(
+        update(table)
+        .where(table.id == row_id, *conditions)
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    return changed == 1
 
 
 def database_now(session: Session) -> float:

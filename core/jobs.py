@@ -5,12 +5,12 @@ from __future__ import annotations
 import json
 import shutil
 
-from sqlalchemy import delete, or_, update
+from sqlalchemy import delete, or_
 from sqlalchemy.orm import Session
 
 from core.config import Settings
 from core.datasets import get_dataset
-from core.db import database_now
+from core.db import conditional_update, database_now
 from core.errors import (
     DatasetNotReady,
     InvalidRequest,
@@ -91,17 +91,6 @@ def list_jobs(
     )
 
 
-def _transition(session: Session, job_id: str, *conditions, **values) -> bool:
-    """One conditional UPDATE: True when the row was still in the state the conditions describe."""
-    changed = session.execute(
-        update(JobRow)
-        .where(JobRow.id == job_id, *conditions)
-        .values(**values)
-        .execution_options(synchronize_session=False)
-    ).rowcount
-    return changed == 1
-
-
 def cancel_job(session: Session, job_id: str, owner: str | None) -> JobRow:
     """A queued job is cancelled at once; a running one is asked to stop and stops within a step.
 
@@ -112,9 +101,12 @@ def cancel_job(session: Session, job_id: str, owner: str | None) -> JobRow:
     now = utcnow()
     expired = or_(JobRow.lease_expires.is_(None), JobRow.lease_expires < database_now(session))
     done = (
-        _transition(session, job_id, JobRow.status == "queued", status="cancelled", finished_at=now)
-        or _transition(  # its worker is gone: nobody else will stop it
+        conditional_update(
+            session, JobRow, job_id, JobRow.status == "queued", status="cancelled", finished_at=now
+        )
+        or conditional_update(  # its worker is gone: nobody else will stop it
             session,
+            JobRow,
             job_id,
             JobRow.status == "running",
             expired,
@@ -122,7 +114,7 @@ def cancel_job(session: Session, job_id: str, owner: str | None) -> JobRow:
             cancel_requested=True,
             finished_at=now,
         )
-        or _transition(session, job_id, JobRow.status == "running", cancel_requested=True)
+        or conditional_update(session, JobRow, job_id, JobRow.status == "running", cancel_requested=True)
     )
     row = get_job(session, job_id, owner)
     session.refresh(row)
@@ -152,8 +144,9 @@ def resume_job(session: Session, job_id: str, owner: str | None) -> JobRow:
     row = get_job(session, job_id, owner)
     if row.dataset_id is None:
         raise JobStateConflict(f"the dataset of job {job_id} was deleted; it cannot resume")
-    resumed = _transition(
+    resumed = conditional_update(
         session,
+        JobRow,
         job_id,
         JobRow.status.in_(("cancelled", "failed")),
         status="queued",

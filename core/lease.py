@@ -13,11 +13,11 @@ import threading
 import uuid
 from functools import lru_cache
 
-from sqlalchemy import or_, update
+from sqlalchemy import or_
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
-from core.db import database_now
+from core.db import conditional_update, database_now
 from core.tables import DatasetRow, JobRow
 
 
@@ -57,12 +57,9 @@ class RowLease:
             free = or_(
                 table.lease_expires.is_(None), table.lease_expires < now, table.lease_owner == worker_id()
             )
-            taken = session.execute(
-                update(table)
-                .where(table.id == self.row_id, table.status.in_(self.claimable), free)
-                .values(**values)
-            ).rowcount
-        return taken == 1
+            return conditional_update(
+                session, table, self.row_id, table.status.in_(self.claimable), free, **values
+            )
 
     def renew(self, session: Session) -> bool:
         """Extend the lease; False when it was lost (expired and taken, or the row is gone)."""
@@ -72,13 +69,9 @@ class RowLease:
         """Write `values` (and give the lease up) only while this worker holds the lease."""
         if release:
             values = {**values, "lease_owner": None, "lease_expires": None}
-        changed = session.execute(
-            update(self.table)
-            .where(self.table.id == self.row_id, self.table.lease_owner == worker_id())
-            .values(**values)
-            .execution_options(synchronize_session=False)
-        ).rowcount
-        return changed == 1
+        return conditional_update(
+            session, self.table, self.row_id, self.table.lease_owner == worker_id(), **values
+        )
 
     def release(self, session: Session) -> None:
         self.write_final(session, {})

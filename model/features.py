@@ -67,16 +67,17 @@ class FeatureCache:
             passes.append((folder / "flipped.npy", np.sort(flipped_rows), True))
         with open(folder / "lock", "w") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)  # one process computes; the others then read
-            missing = [rows for path, rows, _ in passes if not self._complete(path, rows)]
-            total, done = sum(len(rows) for rows in missing), 0
+            missing = [not self._complete(path, rows) for path, rows, _ in passes]
+            total = sum(len(rows) for (_, rows, _), todo in zip(passes, missing) if todo)
+            done = 0
 
             def report(count: int) -> None:
                 if progress:
                     progress(done + count, total)
 
             arrays = []
-            for path, rows, flip in passes:
-                if self._complete(path, rows):
+            for (path, rows, flip), todo in zip(passes, missing):
+                if not todo:
                     arrays.append(np.load(path, mmap_mode="r"))
                     continue
                 arrays.append(
@@ -84,7 +85,7 @@ class FeatureCache:
                 )
                 done += len(rows)
             os.utime(folder / "lock")  # last use, for LRU eviction
-        if missing and self.max_bytes is not None:
+        if any(missing) and self.max_bytes is not None:
             self.evict(keep=key)
         return arrays[0], (arrays[1] if flipped_rows is not None else None)
 
@@ -92,18 +93,16 @@ class FeatureCache:
         """Remove least recently used entries, never one in use, until the cache fits `max_bytes`."""
         entries = []
         for folder in self.root.iterdir() if self.root.is_dir() else []:
-            if folder.is_dir() and folder.name != keep:
+            if folder.is_dir():
                 lock = folder / "lock"
                 used = lock.stat().st_mtime if lock.exists() else 0.0
                 entries.append((used, folder, sum(f.stat().st_size for f in folder.iterdir() if f.is_file())))
         total = sum(size for _, _, size in entries)
-        if keep and (self.root / keep).is_dir():
-            total += sum(f.stat().st_size for f in (self.root / keep).iterdir() if f.is_file())
         removed = []
         for _, folder, size in sorted(entries, key=lambda entry: entry[0]):
             if total <= (self.max_bytes or 0):
                 break
-            if self._remove_if_unused(folder):
+            if folder.name != keep and self._remove_if_unused(folder):
                 total -= size
                 removed.append(folder.name)
         return removed

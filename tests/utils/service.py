@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 
@@ -51,17 +50,10 @@ def wait_for(predicate, timeout: float = 120.0, interval: float = 0.2):
 
 def read_sse(response, with_ids: bool = False) -> list[tuple]:
     """(event, data) per event, or (event, data, id) with `with_ids`."""
-    events, name, event_id = [], None, None
-    for line in response.iter_lines():
-        if line.startswith("event:"):
-            name = line.split(":", 1)[1].strip()
-        elif line.startswith("id:"):
-            event_id = line.split(":", 1)[1].strip()
-        elif line.startswith("data:") and name:
-            data = json.loads(line.split(":", 1)[1])
-            events.append((name, data, event_id) if with_ids else (name, data))
-            event_id = None
-    return events
+    from client.events import parse_events
+
+    events = parse_events(response.iter_lines())
+    return [event if with_ids else event[:2] for event in events]
 
 
 def upload_and_wait(http: httpx.Client, tmp_path, per_class: int = 10) -> dict:
