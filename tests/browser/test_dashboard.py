@@ -13,7 +13,7 @@ import pytest
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import Select
 
-from tests.utils.browser import by_testid, chart_points, text_of, wait_until
+from tests.utils.browser import by_testid, chart_points, element, text_of, wait_until
 from tests.utils.images import class_folder_zip, make_image
 from tests.utils.service import wait_for
 
@@ -28,7 +28,7 @@ def screenshot(driver, name: str) -> None:
 
 
 def fill(driver, name: str, value) -> None:
-    field = driver.find_element(By.CSS_SELECTOR, f"form[data-testid=job-form] [name={name}]")
+    field = element(driver, f"form[data-testid=job-form] [name={name}]")
     field.clear()
     field.send_keys(str(value))
 
@@ -40,10 +40,8 @@ def test_upload_launch_watch_and_inspect_a_finetune(start_service, browser, tmp_
 
     # upload through the page: it goes to the dataset page, which shows it becoming ready
     browser.get(f"{service.url}/ui/datasets")
-    browser.find_element(By.CSS_SELECTOR, "[data-testid=upload-form] input[type=file]").send_keys(
-        str(archive)
-    )
-    browser.find_element(By.CSS_SELECTOR, "[data-testid=upload-form] button").click()
+    element(browser, "[data-testid=upload-form] input[type=file]").send_keys(str(archive))
+    element(browser, "[data-testid=upload-form] button").click()
     wait_until(browser, lambda d: "/ui/datasets/" in d.current_url)
     dataset_id = browser.current_url.rsplit("/", 1)[1]
     wait_until(browser, lambda d: text_of(d, "dataset-status") == "ready")
@@ -196,10 +194,8 @@ def test_the_dashboard_on_the_embedded_default(browser, tmp_path, weights_file_f
     try:
         browser.get(f"{base}/ui/datasets")
         archive = class_folder_zip(tmp_path / "pets.zip", per_class=6)
-        browser.find_element(By.CSS_SELECTOR, "[data-testid=upload-form] input[type=file]").send_keys(
-            str(archive)
-        )
-        browser.find_element(By.CSS_SELECTOR, "[data-testid=upload-form] button").click()
+        element(browser, "[data-testid=upload-form] input[type=file]").send_keys(str(archive))
+        element(browser, "[data-testid=upload-form] button").click()
         wait_until(browser, lambda d: "/ui/datasets/" in d.current_url)
         wait_until(browser, lambda d: text_of(d, "dataset-status") == "ready", message=up.output()[-2000:])
         wait_until(browser, lambda d: len(by_testid(d, "thumbnails").find_elements(By.TAG_NAME, "img")) == 6)

@@ -54,6 +54,11 @@ def wait_until(driver, condition, timeout: float = 120.0, message: str = ""):
     return WebDriverWait(driver, timeout, poll_frequency=0.2).until(lambda d: condition(d), message)
 
 
+def element(driver, css: str, timeout: float = 30.0):
+    """The first element matching `css`, once the page's modules have rendered it."""
+    return wait_until(driver, lambda d: (d.find_elements(By.CSS_SELECTOR, css) or [None])[0], timeout)
+
+
 def by_testid(driver, testid: str):
     return driver.find_element(By.CSS_SELECTOR, f"[data-testid='{testid}']")
 
