@@ -134,9 +134,17 @@ def resume(job_id):
 @client.command()
 @click.argument("job_id")
 @click.option("--to", type=click.Path(dir_okay=False, path_type=Path), default=None)
-def download(job_id, to):
-    """The job's model as a ZIP."""
-    path = _run(lambda: _api().download_model(job_id, to or Path(f"finetune-{job_id}.zip")))
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["savedmodel", "onnx", "tflite"]),
+    default="savedmodel",
+    show_default=True,
+)
+def download(job_id, to, fmt):
+    """The job's model as a ZIP (the first ONNX or TFLite download converts it: ~30 s)."""
+    default = f"finetune-{job_id}.zip" if fmt == "savedmodel" else f"finetune-{job_id}-{fmt}.zip"
+    path = _run(lambda: _api().download_model(job_id, to or Path(default), fmt))
     click.echo(str(path))
 
 

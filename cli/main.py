@@ -16,7 +16,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 from cli.client import client  # noqa: E402
 from cli.quiet import filter_native_stderr  # noqa: E402
 from cli.service import COMMANDS  # noqa: E402
-from model.cli import download_weights, predict, train  # noqa: E402
+from model.cli import download_weights, export, predict, train  # noqa: E402
 
 
 @click.group()
@@ -32,7 +32,7 @@ def main(verbose: bool) -> None:
         warnings.filterwarnings("ignore", module=module)
 
 
-for command in (train, predict, download_weights, *COMMANDS, client):
+for command in (train, predict, export, download_weights, *COMMANDS, client):
     main.add_command(command)
 
 

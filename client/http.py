@@ -151,9 +151,14 @@ class FinetuneClient:
             except httpx.TransportError:
                 time.sleep(1.0)  # the stream dropped: continue after the last event seen
 
-    def download_model(self, job_id: str, to: str | os.PathLike) -> Path:
+    def download_model(self, job_id: str, to: str | os.PathLike, format: str = "savedmodel") -> Path:
+        """The model as a ZIP: `savedmodel` (the whole export), `onnx` or `tflite`."""
         to = Path(to)
-        with self.http.stream("GET", f"/jobs/{job_id}/model") as response:
+        # the first ONNX or TFLite download converts the model first: allow for it
+        timeout = httpx.Timeout(self.http.timeout.connect, read=max(self.http.timeout.read or 0, 600))
+        with self.http.stream(
+            "GET", f"/jobs/{job_id}/model", params={"format": format}, timeout=timeout
+        ) as response:
             if not response.is_success:
                 response.read()
                 self._checked(response)

@@ -26,9 +26,13 @@ class Storage:
     def tensorboard_dir(self, job_id: str) -> Path:
         return self.run_dir(job_id) / "tensorboard"
 
-    def model_archive(self, job_id: str) -> Path:
+    def model_archive(self, job_id: str, fmt: str = "savedmodel") -> Path:
         """The export as a ZIP, built on the first download and kept (an export never changes)."""
-        return self.run_dir(job_id) / "model.zip"
+        return self.run_dir(job_id) / ("model.zip" if fmt == "savedmodel" else f"model-{fmt}.zip")
+
+    def portable_dir(self, job_id: str, fmt: str) -> Path:
+        """The export converted to ONNX or TFLite, on the first download of that format."""
+        return self.run_dir(job_id) / "portable" / fmt
 
     @staticmethod
     def size_bytes(*paths: Path) -> int:

@@ -1,4 +1,4 @@
-"""`finetune train` and `finetune predict`: the engine on local files."""
+"""`finetune train`, `predict` and `export`: the engine on local files."""
 
 from __future__ import annotations
 
@@ -147,12 +147,33 @@ def predict(export, images, top_k, weights_file, as_json):
             click.echo(f"  {item['probability']:.4f}  {item['label']}")
 
 
+@click.command("export")
+@click.argument("export_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--format", "fmt", type=click.Choice(["onnx", "tflite"]), required=True)
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Where the model, labels.json and preprocess.json go [default: EXPORT_DIR-FORMAT].",
+)
+def export(export_dir, fmt, out_dir):
+    """Convert EXPORT_DIR (a finetune export) to ONNX or TFLite: uint8 RGB images in, probabilities out."""
+    from model.portable import portable_export
+
+    target = out_dir or export_dir.with_name(f"{export_dir.name}-{fmt}")
+    try:
+        click.echo(str(portable_export(export_dir, fmt, target)))
+    except FileNotFoundError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
 @click.group()
 def engine() -> None:
     """The finetuning engine alone."""
 
 
-for command in (train, predict, download_weights):
+for command in (train, predict, export, download_weights):
     engine.add_command(command)
 
 if __name__ == "__main__":

@@ -2,14 +2,9 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import tempfile
-import zipfile
-from pathlib import Path
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, BackgroundTasks, Header, Query, status
-from fastapi.responses import FileResponse
+from fastapi import APIRouter, Header, Query, status
 from sqlalchemy import select
 from sse_starlette.sse import EventSourceResponse
 from starlette.concurrency import run_in_threadpool
@@ -18,7 +13,6 @@ from api.deps import OwnerDep, SessionDep, SettingsDep, StorageDep
 from api.schemas import JobCreate, JobPublic, JobsPublic, MetricsPublic, TrainPoint, ValPoint, error_responses
 from core import jobs as service
 from core.db import get_sessionmaker
-from core.errors import JobStateConflict
 from core.queue import enqueue_training
 from core.tables import TrainMetricRow, ValMetricRow
 
@@ -194,61 +188,6 @@ def resume_job(job_id: str, session: SessionDep, storage: StorageDep, owner: Own
     session.commit()
     enqueue_training(row.id)
     return JobPublic.from_row(row, storage)
-
-
-def build_archive(folder: Path, name: str, target: Path) -> Path:
-    """Zip `folder` (stored, not deflated: weights do not compress) into `target`, atomically."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    handle, path = tempfile.mkstemp(dir=target.parent, suffix=".zip.partial")
-    os.close(handle)
-    try:
-        with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_STORED) as archive:
-            for file in sorted(folder.rglob("*")):
-                if file.is_file():
-                    archive.write(file, Path(name) / file.relative_to(folder))
-        os.replace(path, target)
-    except BaseException:
-        Path(path).unlink(missing_ok=True)
-        raise
-    return target
-
-
-@router.get(
-    "/{job_id}/model",
-    response_class=FileResponse,
-    responses={200: {"content": {"application/zip": {}}}, **ERRORS},
-)
-def download_model(job_id: str, session: SessionDep, storage: StorageDep, owner: OwnerDep):
-    """The export (SavedModel, weights, label map, preprocessing, specs, metrics) as a ZIP."""
-    row = service.get_job(session, job_id, owner)
-    if row.status != "succeeded" or not storage.export_dir(job_id).is_dir():
-        raise JobStateConflict(f"job {job_id} is {row.status}; its model exists once it has succeeded")
-    session.close()  # no database connection is held while the file streams
-    name, archive = f"finetune-{job_id}", storage.model_archive(job_id)
-    if not archive.is_file():  # built once, on the first download
-        build_archive(storage.export_dir(job_id), name, archive)
-    return FileResponse(archive, media_type="application/zip", filename=f"{name}.zip")
-
-
-@router.get(
-    "/{job_id}/tensorboard",
-    response_class=FileResponse,
-    responses={200: {"content": {"application/zip": {}}}, **ERRORS},
-)
-def download_tensorboard(
-    job_id: str, session: SessionDep, storage: StorageDep, owner: OwnerDep, background: BackgroundTasks
-):
-    """The TensorBoard event files so far, as a ZIP (`tensorboard --logdir` on the unpacked folder)."""
-    service.get_job(session, job_id, owner)
-    if not storage.tensorboard_dir(job_id).is_dir():
-        raise JobStateConflict(f"job {job_id} has written no TensorBoard events yet")
-    session.close()  # no database connection is held while the file streams
-    storage.tmp_dir.mkdir(parents=True, exist_ok=True)
-    handle, path = tempfile.mkstemp(dir=storage.tmp_dir, suffix=".zip")  # events grow: zipped each time
-    os.close(handle)
-    build_archive(storage.tensorboard_dir(job_id), f"tensorboard-{job_id}", Path(path))
-    background.add_task(os.unlink, path)
-    return FileResponse(path, media_type="application/zip", filename=f"tensorboard-{job_id}.zip")
 
 
 @router.delete("/{job_id}", status_code=status.HTTP_204_NO_CONTENT, responses=ERRORS)

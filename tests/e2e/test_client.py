@@ -69,6 +69,11 @@ def test_the_command_line_client(start_service, tmp_path):
         finetune_client(service, "download", job_id, "--to", str(model)).returncode == 0
         and model.stat().st_size
     )
+    tflite = finetune_client(
+        service, "download", job_id, "--format", "tflite", "--to", str(tmp_path / "t.zip")
+    )
+    assert tflite.returncode == 0 and tflite.stdout.strip() == str(tmp_path / "t.zip"), tflite.stderr
+    assert f"finetune-{job_id}-tflite/model.tflite" in zipfile.ZipFile(tmp_path / "t.zip").namelist()
     image = tmp_path / "dog.jpg"
     image.write_bytes(make_image(1, 9))
     predicted = finetune_client(service, "predict", str(image), "--job", job_id, "--top-k", "1")

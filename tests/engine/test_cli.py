@@ -49,6 +49,14 @@ def test_train_then_predict_on_local_files(tmp_path, weights_file):
     assert [p["label"] for p in predictions] in (["cat", "dog"], ["dog", "cat"])
     assert abs(sum(p["probability"] for p in predictions) - 1) < 1e-4
 
+    export_dir = tmp_path / "out" / "run" / "export"
+    result = runner.invoke(main, ["export", str(export_dir), "--format", "tflite"])
+    assert result.exit_code == 0, result.output
+    assert result.output.strip() == str(tmp_path / "out" / "run" / "export-tflite")
+    assert (tmp_path / "out" / "run" / "export-tflite" / "model.tflite").stat().st_size > 200e6
+    result = runner.invoke(main, ["export", str(tmp_path), "--format", "onnx"])
+    assert result.exit_code == 1 and "is not a finetune export" in result.output
+
 
 def test_bad_options_are_usage_errors(tmp_path):
     archive = class_folder_zip(tmp_path / "pets.zip", per_class=4)
