@@ -65,7 +65,7 @@ def check_same_run(state: dict | None, spec: dict, dataset_fingerprint: str, whe
     """A checkpoint resumes only the run that wrote it: same options, same data."""
     if not state:
         return
-    saved = state.get("spec")
+    saved = _with_current_defaults(state.get("spec"))
     if saved is not None and saved != spec:
         changed = ", ".join(
             f"{key} {saved.get(key)!r} → {spec.get(key)!r}"
@@ -80,6 +80,16 @@ def check_same_run(state: dict | None, spec: dict, dataset_fingerprint: str, whe
         raise CheckpointMismatch(
             f"{where} holds a run on other data: use a new output folder, or start over in this one"
         )
+
+
+def _with_current_defaults(saved: dict | None) -> dict | None:
+    """A spec saved before an option existed ran with that option's default."""
+    from model.spec import TrainSpec
+
+    try:
+        return saved and TrainSpec.model_validate(saved).model_dump(mode="json")
+    except ValueError:
+        return saved
 
 
 def load_checkpoint(directory: Path, variables: list) -> dict | None:

@@ -12,6 +12,7 @@ import fcntl
 import hashlib
 import os
 import shutil
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -25,6 +26,19 @@ DATASET_FILE = "dataset"  # the fingerprint of the dataset an entry was computed
 
 class Cancelled(Exception):
     """Raised inside long steps when the caller asked to stop."""
+
+
+def _wait_for_lock(lock, should_stop: Callable[[], bool], poll_seconds: float = 0.2) -> None:
+    """Take the entry's lock, waiting while another job computes it (a sweep's trials start together
+    and compute the features once); a cancel while waiting is honoured."""
+    while True:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return
+        except BlockingIOError:
+            if should_stop():
+                raise Cancelled() from None
+            time.sleep(poll_seconds)
 
 
 class FeatureCache:
@@ -66,7 +80,7 @@ class FeatureCache:
         if flipped_rows is not None:
             passes.append((folder / "flipped.npy", np.sort(flipped_rows), True))
         with open(folder / "lock", "w") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)  # one process computes; the others then read
+            _wait_for_lock(lock, should_stop)  # one process computes; the others wait, then read
             missing = [not self._complete(path, rows) for path, rows, _ in passes]
             total = sum(len(rows) for (_, rows, _), todo in zip(passes, missing) if todo)
             done = 0

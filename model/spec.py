@@ -50,6 +50,30 @@ class TrainSpec(BaseModel):
         default="sgd", description="`sgd` (with `momentum`) or `adam`. `momentum` is read as `sgd`."
     )
     learning_rate: float = Field(default=0.001, gt=0.0, le=10.0)
+    lr_schedule: Literal["constant", "step", "cosine"] = Field(
+        default="constant",
+        description="After warm-up: `constant`; `step` (×0.1 at 50% and 75% of the remaining steps); "
+        "`cosine` (down towards 0 by the last step).",
+    )
+    warmup_epochs: int = Field(
+        default=0,
+        ge=0,
+        lt=MAX_EPOCHS,
+        description="Epochs over which the learning rate rises linearly to `learning_rate`.",
+    )
+    weight_decay: float = Field(
+        default=0.0,
+        ge=0.0,
+        le=1.0,
+        description="Decoupled weight decay of the trained kernels (biases excluded); 0 is off.",
+    )
+    label_smoothing: float = Field(
+        default=0.0, ge=0.0, lt=1.0, description="Training targets mix this much of a uniform distribution."
+    )
+    class_weight: Literal["none", "balanced"] = Field(
+        default="none",
+        description="`balanced` weighs each training image by n / (classes × images of its class).",
+    )
     momentum: float | None = Field(
         default=None,
         ge=0.0,
@@ -86,7 +110,7 @@ class TrainSpec(BaseModel):
             data = {**data, "optimizer": "sgd"}
         return data
 
-    @field_validator("learning_rate", "momentum", "dropout_rate")
+    @field_validator("learning_rate", "momentum", "dropout_rate", "weight_decay", "label_smoothing")
     @classmethod
     def _finite(cls, value: float | None) -> float | None:
         if value is not None and not math.isfinite(value):
@@ -106,6 +130,10 @@ class TrainSpec(BaseModel):
             self.momentum = 0.9
         if self.optimizer == "adam" and self.momentum is not None:
             raise ValueError("momentum applies to optimizer 'sgd' only; leave it out (null) with 'adam'")
+        if self.warmup_epochs >= self.num_epochs:
+            raise ValueError(
+                f"warmup_epochs ({self.warmup_epochs}) must be less than num_epochs ({self.num_epochs})"
+            )
         if self.weights == "random":
             self.reinit_layers = list(WEIGHT_LAYERS)
             if "train_layers" not in self.model_fields_set:

@@ -91,12 +91,13 @@ def train(
         batches.cached = True
 
     net = parts.head
-    optimizer = make_optimizer(spec)
+    steps_per_epoch = math.ceil(len(train_rows) / spec.batch_size)
+    optimizer = make_optimizer(spec, steps_per_epoch)
     train_vars = net.trainable_variables
     optimizer.build(train_vars)
     state_vars = list(net.variables) + list(optimizer.variables)
     state = load_checkpoint(checkpoint_dir, state_vars) or _fresh_state(spec_json, dataset.fingerprint)
-    steps_per_epoch = math.ceil(len(train_rows) / spec.batch_size)
+    loss_of = image_losses(spec, dataset.labels[train_rows], dataset.num_classes)
     observer.on_start(
         RunInfo(
             spec.num_epochs,
@@ -115,8 +116,7 @@ def train(
     def train_step(x, y):
         with tf.GradientTape() as tape:
             logits = tf.cast(net(x, training=True), tf.float32)
-            per_image = tf.keras.losses.sparse_categorical_crossentropy(y, logits, from_logits=True)
-            loss = tf.reduce_mean(per_image)
+            loss = tf.reduce_mean(loss_of(y, logits))
             scaled = optimizer.scale_loss(loss) if spec.mixed_precision else loss
         grads = tape.gradient(scaled, train_vars)
         # Under loss scaling an overflowing gradient is skipped by the optimizer, not a divergence.
@@ -178,6 +178,7 @@ def train(
             with writers["train"].as_default(step=state["global_step"]):
                 tf.summary.scalar("loss", loss)
                 tf.summary.scalar("accuracy", accuracy)
+                tf.summary.scalar("learning_rate", float(optimizer.learning_rate))
 
         evaluation, logits = _evaluate(evaluate_forward, batches, val_rows, dataset)
         is_best = _better(evaluation, state)
@@ -229,6 +230,27 @@ def train(
     result.export_dir = str(export_dir)
     _store_result(run_dir, result)
     return result
+
+
+def image_losses(spec: TrainSpec, train_labels: np.ndarray, num_classes: int):
+    """Per-image training loss: cross-entropy, with label smoothing and class weights if asked.
+    (Validation and test losses are always the plain cross-entropy, comparable across runs.)"""
+    weights = None
+    if spec.class_weight == "balanced":
+        counts = np.bincount(train_labels, minlength=num_classes)
+        weights = tf.constant(len(train_labels) / (num_classes * np.maximum(counts, 1)), tf.float32)
+
+    def loss_of(y, logits):
+        if spec.label_smoothing:
+            targets = tf.one_hot(y, num_classes)
+            per_image = tf.keras.losses.categorical_crossentropy(
+                targets, logits, from_logits=True, label_smoothing=spec.label_smoothing
+            )
+        else:
+            per_image = tf.keras.losses.sparse_categorical_crossentropy(y, logits, from_logits=True)
+        return per_image if weights is None else per_image * tf.gather(weights, y)
+
+    return loss_of
 
 
 def _better(evaluation, state: dict) -> bool:
