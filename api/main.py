@@ -10,7 +10,17 @@ from api.errors import install_error_handlers
 from api.limits import BodySizeLimit
 from api.metrics import RequestMetrics, make_registry
 from api.predictors import PredictorCache
-from api.routes import dataset_images, datasets, health, job_files, job_predictions, jobs, metrics, predict
+from api.routes import (
+    dataset_images,
+    datasets,
+    health,
+    job_files,
+    job_predictions,
+    jobs,
+    metrics,
+    predict,
+    sweeps,
+)
 from api.routes.ui import install_ui
 from api.schemas import error_responses
 from core.config import get_settings
@@ -39,7 +49,7 @@ def create_app() -> FastAPI:
     install_error_handlers(app)
     for router in (
         *(datasets.router, dataset_images.router, jobs.router, job_files.router, job_predictions.router),
-        *(predict.router, health.router, metrics.router),
+        *(sweeps.router, predict.router, health.router, metrics.router),
     ):
         app.include_router(router)
     install_ui(app)  # after the API: its catch-all /ui/{page} must not shadow anything

@@ -118,6 +118,8 @@ class JobPublic(BaseModel):
     status: str = Field(description="queued, running, succeeded, failed or cancelled")
     spec: dict[str, Any]
     dataset_id: str | None
+    sweep_id: str | None = Field(default=None, description="the sweep this job is a trial of")
+    sweep_params: dict[str, Any] | None = Field(default=None, description="what this trial varies")
     progress: Progress
     best: BestEpoch | None
     test: EvaluationResult | None
@@ -152,6 +154,8 @@ class JobPublic(BaseModel):
             status=row.status,
             spec=row.spec,
             dataset_id=row.dataset_id,
+            sweep_id=row.sweep_id,
+            sweep_params=row.sweep_params,
             progress=Progress(**progress),
             best=best,
             test=test,

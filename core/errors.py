@@ -25,6 +25,9 @@ class DatasetNotFound(NotFound): ...
 class JobNotFound(NotFound): ...
 
 
+class SweepNotFound(NotFound): ...
+
+
 class Conflict(AppError):
     status_code = 409
 

@@ -83,9 +83,16 @@ def get_job(session: Session, job_id: str, owner: str | None) -> JobRow:
 
 
 def list_jobs(
-    session: Session, owner: str | None, status: str | None, offset: int, limit: int
+    session: Session,
+    owner: str | None,
+    status: str | None,
+    offset: int,
+    limit: int,
+    sweep_id: str | None = None,
 ) -> tuple[list[JobRow], int]:
     filters = [JobRow.status == status] if status else []
+    if sweep_id:
+        filters.append(JobRow.sweep_id == sweep_id)
     return owned_page(
         session, JobRow, owner, offset, limit, *filters, order_by=(JobRow.created_at.desc(), JobRow.id)
     )

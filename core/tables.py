@@ -65,6 +65,20 @@ class DatasetRow(Base):
     ready_at: Mapped[datetime | None]
 
 
+class SweepRow(Base):
+    """A set of trials, each an ordinary job (its row carries `sweep_id`); their rows are the truth
+    about the sweep's progress, so the sweep keeps only what was asked and whether it was cancelled."""
+
+    __tablename__ = "sweeps"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    owner: Mapped[str | None] = mapped_column(String(64), index=True)
+    dataset_id: Mapped[str | None] = mapped_column(ForeignKey("datasets.id", ondelete="SET NULL"), index=True)
+    request: Mapped[dict[str, Any]]  # {base, grid} or {base, random}, as posted
+    cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
 class JobRow(Base):
     __tablename__ = "jobs"
     __table_args__ = (Index("ix_jobs_status_created_at", "status", "created_at"),)
@@ -74,6 +88,8 @@ class JobRow(Base):
     dataset_id: Mapped[str | None] = mapped_column(ForeignKey("datasets.id", ondelete="SET NULL"), index=True)
     status: Mapped[str] = mapped_column(String(16))  # queued | running | succeeded | failed | cancelled
     spec: Mapped[dict[str, Any]]
+    sweep_id: Mapped[str | None] = mapped_column(ForeignKey("sweeps.id", ondelete="SET NULL"), index=True)
+    sweep_params: Mapped[dict[str, Any] | None] = mapped_column(JSON)  # what this trial varies
     progress: Mapped[dict[str, Any]] = mapped_column(default=dict)
     best_epoch: Mapped[int | None]
     best_val_accuracy: Mapped[float | None]

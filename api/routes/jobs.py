@@ -43,9 +43,10 @@ def list_jobs(
     ] = None,
     offset: Annotated[int, Query(ge=0)] = 0,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    sweep_id: Annotated[str | None, Query(max_length=64, description="only this sweep's trials")] = None,
 ):
     """Newest first."""
-    rows, count = service.list_jobs(session, owner, status, offset, limit)
+    rows, count = service.list_jobs(session, owner, status, offset, limit, sweep_id)
     return JobsPublic(data=[JobPublic.from_row(r, storage) for r in rows], count=count)
 
 
