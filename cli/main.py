@@ -13,6 +13,7 @@ import click
 # of normal output (here and in `cli.quiet`); `finetune --verbose` shows it. A value set wins.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+from cli import client_sweeps  # noqa: E402, F401  (adds the sweep commands to `client`)
 from cli.client import client  # noqa: E402
 from cli.quiet import filter_native_stderr  # noqa: E402
 from cli.service import COMMANDS  # noqa: E402

@@ -167,6 +167,41 @@ class FinetuneClient:
                     out.write(chunk)
         return to
 
+    # --- sweeps -----------------------------------------------------------------------------
+    def create_sweep(
+        self, dataset_id: str, grid: dict | None = None, random: dict | None = None, **base
+    ) -> dict:
+        """A sweep over `grid` ({field: [values]}) or `random` ({n_trials, seed, space}); `base`
+        holds the options every trial shares."""
+        body = {"dataset_id": dataset_id, "base": base, "grid": grid, "random": random}
+        return self._call("POST", "/sweeps", json={k: v for k, v in body.items() if v is not None})
+
+    def get_sweep(self, sweep_id: str) -> dict:
+        return self._call("GET", f"/sweeps/{sweep_id}")
+
+    def list_sweeps(self, offset: int = 0, limit: int = 20) -> dict:
+        return self._call("GET", "/sweeps", params={"offset": offset, "limit": limit})
+
+    def cancel_sweep(self, sweep_id: str) -> dict:
+        return self._call("POST", f"/sweeps/{sweep_id}/cancel")
+
+    def delete_sweep(self, sweep_id: str) -> None:
+        self._call("DELETE", f"/sweeps/{sweep_id}")
+
+    def wait_for_sweep(self, sweep_id: str, timeout: float = 24 * 3600.0, interval: float = 2.0,
+                       on_poll: Callable[[dict], None] | None = None) -> dict:  # fmt: skip
+        """The sweep once every trial has ended; `on_poll(sweep)` sees each poll."""
+        deadline = time.monotonic() + timeout
+        while True:
+            sweep = self.get_sweep(sweep_id)
+            if on_poll:
+                on_poll(sweep)
+            if sweep["status"] != "running":
+                return sweep
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"sweep {sweep_id} still running after {timeout} s")
+            time.sleep(interval)
+
     # --- prediction -------------------------------------------------------------------------
     def predict(
         self,

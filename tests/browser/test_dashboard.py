@@ -129,6 +129,50 @@ def test_upload_launch_watch_and_inspect_a_finetune(start_service, browser, tmp_
     screenshot(browser, "jobs")
 
 
+def learning_rates(driver) -> list[float]:
+    """The trials table's learning_rate column, top to bottom (the third column)."""
+    rows = driver.find_elements(By.CSS_SELECTOR, "[data-testid=trials] tbody tr")
+    return [float(row.find_elements(By.TAG_NAME, "td")[2].text) for row in rows]
+
+
+def test_a_sweep_page_sorts_its_trials_and_overlays_their_curves(start_service, browser, tmp_path):
+    service = start_service(workers=2)
+    api = httpx.Client(base_url=service.url, timeout=60)
+    dataset = api.post(
+        "/datasets", files={"file": ("p.zip", class_folder_zip(tmp_path / "p.zip", per_class=6).read_bytes())}
+    ).json()
+    wait_for(lambda: api.get(f"/datasets/{dataset['id']}").json()["status"] == "ready")
+    grid = {"learning_rate": [0.01, 1e-9], "dropout_rate": [0.2, 0.6]}
+    base = {"num_epochs": 2, "batch_size": 4}
+    sweep = api.post("/sweeps", json={"dataset_id": dataset["id"], "base": base, "grid": grid}).json()
+
+    browser.get(f"{service.url}/ui/sweeps/{sweep['id']}")
+    wait_until(browser, lambda d: text_of(d, "sweep-status") == "succeeded", timeout=300)
+    done = api.get(f"/sweeps/{sweep['id']}").json()
+    wait_until(browser, lambda d: chart_points(d, "sweep-accuracy") == 4 * 2)  # 4 trials × 2 epochs
+    rows = browser.find_elements(By.CSS_SELECTOR, "[data-testid=trials] tbody tr")
+    assert len(rows) == 4
+    best = browser.find_element(By.CSS_SELECTOR, "[data-testid=trials] tr.best")
+    assert best.get_attribute("data-job") == done["best_job_id"]
+    assert rows[0].get_attribute("data-job") == done["best_job_id"]  # sorted by accuracy, best first
+    screenshot(browser, "sweep")
+
+    # a click on a column sorts by it; a second click reverses
+    element(browser, "[data-testid=trials] th[data-sort='params.learning_rate']").click()
+    rates = learning_rates(browser)
+    assert rates == sorted(rates) and rates[0] == 1e-9
+    element(browser, "[data-testid=trials] th[data-sort='params.learning_rate']").click()
+    rates = learning_rates(browser)
+    assert rates == sorted(rates, reverse=True)
+
+    # the sweeps list links to it, and a trial's page links back
+    browser.get(f"{service.url}/ui/sweeps")
+    element(browser, f"tr[data-sweep='{sweep['id']}'] a").click()
+    wait_until(browser, lambda d: d.current_url.endswith(f"/ui/sweeps/{sweep['id']}"))
+    browser.get(f"{service.url}/ui/jobs/{done['best_job_id']}")
+    wait_until(browser, lambda d: f"sweep {sweep['id'][:8]}" in text_of(d, "job-sweep"))
+
+
 def test_a_failed_job_shows_its_error(start_service, browser, tmp_path, service_env):
     from sqlalchemy import create_engine, text
 

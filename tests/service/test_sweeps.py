@@ -10,12 +10,13 @@ from core.db import session_scope
 from core.storage import Storage
 from core.sweeps import best_trial
 from core.tables import JobRow
-from tests.utils.service import ready_dataset
+from tests.utils.service import prepare_now, ready_dataset, upload_dataset
 from worker.runner import run_job
 
 
 def test_a_grid_sweep_runs_its_trials_as_jobs_and_picks_the_best(client, tmp_path):
-    dataset = ready_dataset(client, tmp_path)
+    dataset = upload_dataset(client, tmp_path, size=(67, 59))  # images no other test uses: a cold cache
+    assert prepare_now(dataset["id"]) == "ready"
     grid = {"learning_rate": [0.01, 1e-6], "dropout_rate": [0.2, 0.6]}
     body = {"dataset_id": dataset["id"], "base": {"num_epochs": 2, "batch_size": 4}, "grid": grid}
     response = client.post("/sweeps", json=body)

@@ -9,6 +9,8 @@ const ROUTES = [
   [/^\/ui\/new-job$/, "new-job", () => import("./pages/new_job.js")],
   [/^\/ui\/predict$/, "predict", () => import("./pages/predict.js")],
   [/^\/ui\/compare$/, "jobs", () => import("./pages/compare.js")],
+  [/^\/ui\/sweeps\/?$/, "sweeps", () => import("./pages/sweeps.js")],
+  [/^\/ui\/sweeps\/([0-9a-f]+)$/, "sweeps", () => import("./pages/sweep.js")],
 ];
 
 async function start() {

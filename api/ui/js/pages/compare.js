@@ -10,13 +10,9 @@ export async function render(root) {
     <section><h2>Specs</h2><table data-testid="compare-specs"></table></section>`;
   const jobs = await Promise.all(ids.map((id) => request(`/jobs/${id}`)));
   const curves = await Promise.all(ids.map((id) => request(`/jobs/${id}/metrics?after_step=${2 ** 31 - 1}`)));
-  const accuracy = new LineChart(root.querySelector("[data-testid=compare-accuracy]"), { yLabel: "accuracy", xLabel: "epoch" });
-  const loss = new LineChart(root.querySelector("[data-testid=compare-loss]"), { yLabel: "loss", xLabel: "epoch" });
-  jobs.forEach((job, i) => {
-    const name = job.id.slice(0, 8);
-    accuracy.set(name, curves[i].val.map((p) => [p.epoch, p.accuracy]));
-    loss.set(name, curves[i].val.map((p) => [p.epoch, p.loss]));
-  });
+  const charts = validationCharts(root.querySelector("[data-testid=compare-accuracy]"),
+    root.querySelector("[data-testid=compare-loss]"));
+  jobs.forEach((job, i) => charts.show(job.id.slice(0, 8), curves[i].val));
   const keys = [...new Set(jobs.flatMap((job) => Object.keys(job.spec)))].sort();
   const cell = (value) => escape(JSON.stringify(value ?? null));
   root.querySelector("[data-testid=compare-specs]").innerHTML =
@@ -28,4 +24,16 @@ export async function render(root) {
       const differs = new Set(values).size > 1;
       return `<tr class="${differs ? "diff" : ""}" data-key="${escape(key)}"><th>${escape(key)}</th>${jobs.map((j) => `<td>${cell(j.spec[key])}</td>`).join("")}</tr>`;
     }).join("") + "</tbody>";
+}
+
+// Validation accuracy and loss per epoch, one named series per job (the sweep page uses it too).
+export function validationCharts(accuracyBox, lossBox) {
+  const accuracy = new LineChart(accuracyBox, { yLabel: "accuracy", xLabel: "epoch" });
+  const loss = new LineChart(lossBox, { yLabel: "loss", xLabel: "epoch" });
+  return {
+    show(name, val) {
+      accuracy.set(name, val.map((p) => [p.epoch, p.accuracy]));
+      loss.set(name, val.map((p) => [p.epoch, p.loss]));
+    },
+  };
 }

@@ -8,12 +8,18 @@ const report = (error) => showMessage(error.message);
 
 export async function render(root, id) {
   let job = await request(`/jobs/${id}`);
-  root.innerHTML = html`<h1>Job ${id.slice(0, 8)} <span class="status" data-testid="job-status"></span></h1>
+  const sweep = job.sweep_id
+    ? html`<p data-testid="job-sweep">Trial of <a href="/ui/sweeps/${job.sweep_id}">sweep ${job.sweep_id.slice(0, 8)}</a>:
+        ${Object.entries(job.sweep_params ?? {}).map(([k, v]) => `${k}=${JSON.stringify(v)}`).join(", ")}</p>`
+    : "";
+  root.innerHTML = html`<h1>Job ${id.slice(0, 8)} <span class="status" data-testid="job-status"></span></h1>${sweep}
     <p class="error" data-testid="job-error"></p>
     <section><progress data-testid="job-progress" max="1" value="0"></progress>
       <div class="muted" data-testid="progress-text"></div>
       <p><button data-testid="cancel" class="secondary">Cancel</button> <button data-testid="resume" class="secondary">Resume</button>
         <button data-testid="download-model" class="secondary">Download model</button>
+        <select data-testid="model-format" aria-label="model format"><option value="savedmodel">SavedModel</option>
+          <option value="onnx">ONNX</option><option value="tflite">TFLite</option></select>
         <button data-testid="download-tensorboard" class="secondary">TensorBoard files</button></p></section>
     <div class="row"><section><h2>Loss</h2><div class="chart" data-testid="loss-chart"></div></section>
       <section><h2>Accuracy</h2><div class="chart" data-testid="accuracy-chart"></div></section></div>
@@ -98,7 +104,11 @@ function actions(root, id, current, refresh) {
   });
   act("cancel", () => request(`/jobs/${id}/cancel`, { method: "POST" }));
   act("resume", async () => { await request(`/jobs/${id}/resume`, { method: "POST" }); location.reload(); });
-  act("download-model", () => download(`/jobs/${id}/model`, `finetune-${id}.zip`));
+  act("download-model", () => {
+    const format = root.querySelector("[data-testid=model-format]").value;
+    const suffix = format === "savedmodel" ? "" : `-${format}`;
+    return download(`/jobs/${id}/model?format=${format}`, `finetune-${id}${suffix}.zip`);
+  });
   act("download-tensorboard", () => download(`/jobs/${id}/tensorboard`, `tensorboard-${id}.zip`));
 }
 
