@@ -100,6 +100,9 @@ class Progress(BaseModel):
     )
     phase_done: int | None = Field(default=None, description="images done in the features phase")
     phase_total: int | None = Field(default=None, description="images in the features phase")
+    precision: str | None = Field(
+        default=None, description="what the run computes in (float32, bfloat16 or float16): `auto` resolved"
+    )
 
 
 class BestEpoch(BaseModel):
@@ -214,6 +217,7 @@ class Prediction(BaseModel):
 
 class PredictionsPublic(BaseModel):
     model: str = Field(description="`imagenet` or `job:<id>`")
+    precision: str = Field(description="what answered: float32, bfloat16 or float16")
     predictions: list[list[Prediction]] = Field(
         description="top-k per image, in the order the images were sent"
     )

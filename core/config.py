@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -54,6 +55,17 @@ class Settings(BaseSettings):
         le=1000,
         description="How long a forward pass at /predict waits for more requests to batch with; "
         "0 takes what is queued (on a CPU, requests queue up while a pass runs).",
+    )
+    checkpoint_seconds: float = Field(
+        default=60.0,
+        ge=0,
+        description="How often a running job checkpoints (after any step; also when it is stopped "
+        "and after its last epoch); 0 checkpoints after every epoch.",
+    )
+    predict_precision: Literal["float32", "bfloat16", "float16", "auto"] = Field(
+        default="float32",
+        description="What /predict computes in unless a request asks: float32 gives Caffe's "
+        "probabilities; bfloat16 (or auto, where the hardware runs it natively) is faster.",
     )
     predictor_cache_size: int = Field(default=4, ge=1, description="Exports kept loaded for prediction.")
     metrics_flush_seconds: float = Field(

@@ -101,4 +101,4 @@ def make_optimizer(spec: TrainSpec, steps_per_epoch: int) -> keras.optimizers.Op
         optimizer = keras.optimizers.SGD(rate, momentum=spec.momentum or 0.0, weight_decay=decay)
     if decay:
         optimizer.exclude_from_weight_decay(var_names=["bias"])
-    return keras.optimizers.LossScaleOptimizer(optimizer) if spec.mixed_precision else optimizer
+    return keras.optimizers.LossScaleOptimizer(optimizer) if spec.loss_scaling else optimizer

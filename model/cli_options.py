@@ -31,7 +31,9 @@ SPEC_OPTIONS = [
     click.option("--patience", "early_stopping_patience", type=int, default=None,
                  help="Stop after N epochs without a better validation accuracy."),
     click.option("--seed", type=int, default=0, show_default=True),
-    click.option("--mixed-precision", is_flag=True),
+    click.option("--precision", type=click.Choice(["auto", "float32", "bfloat16", "float16"]), default="auto",
+                 show_default=True, help="auto: bfloat16 where the hardware runs it natively, else float32."),
+    click.option("--mixed-precision", is_flag=True, hidden=True),
     click.option("--xla", is_flag=True),
     click.option("--feature-cache/--no-feature-cache", default=True, show_default=True),
 ]  # fmt: skip

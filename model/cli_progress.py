@@ -35,6 +35,7 @@ class ProgressBars(TrainingObserver):
         if info.resumed_at:
             epoch, step = info.resumed_at
             click.echo(f"resuming from epoch {epoch}, step {step}")
+        click.echo(f"computing in {info.precision}")
         total = info.num_epochs * info.steps_per_epoch
         self.training = tqdm(total=total, initial=info.resumed_from_step, desc="training", unit="step")
 

@@ -66,9 +66,14 @@ class Predictor:
     """Classifies batches of images with one network, its label map and its preprocessing."""
 
     def __init__(
-        self, forward: Callable[[np.ndarray], np.ndarray], classes: list[str], preprocess: PreprocessSpec
+        self,
+        forward: Callable[[np.ndarray], np.ndarray],
+        classes: list[str],
+        preprocess: PreprocessSpec,
+        precision: str = "float32",
     ):
         self.forward, self.classes, self.preprocess = forward, classes, preprocess
+        self.precision = precision  # what the network computes in
 
     def predict(
         self, images: Sequence[bytes | np.ndarray], top_k: int = 5, max_pixels: int = MAX_IMAGE_PIXELS
@@ -102,39 +107,61 @@ class Predictor:
             raise ImageError(f"image {position + 1}: {exc}") from exc
 
 
-def load_export(export_dir: str | os.PathLike) -> Predictor:
-    """Load an export for prediction; only TensorFlow and the files in the folder are needed."""
+def load_export(export_dir: str | os.PathLike, precision: str = "float32") -> Predictor:
+    """Load an export for prediction; only TensorFlow and the files in the folder are needed.
+
+    float32 runs the SavedModel itself; `bfloat16`, `float16` or `auto` (resolved for this machine)
+    run the same weights in a network built with that policy (probabilities still float32).
+    """
     import tensorflow as tf
+
+    from model.precision import resolve
 
     export_dir = Path(export_dir)
     if not (export_dir / "saved_model").is_dir():
         raise FileNotFoundError(f"{export_dir} is not a finetune export (no saved_model/)")
-    loaded = tf.saved_model.load(str(export_dir / "saved_model"))
     classes = json.loads((export_dir / "labels.json").read_text())
+    preprocess = PreprocessSpec.load(export_dir / "preprocess.json")
+    precision = resolve(precision)
+    if precision != "float32":
+        from model.weights import read_weights
+
+        return _rebuilt_predictor(read_weights(export_dir), classes, preprocess, precision)
+    loaded = tf.saved_model.load(str(export_dir / "saved_model"))
 
     def forward(batch: np.ndarray) -> np.ndarray:
         # `loaded` is referenced here so the SavedModel (and its variables) lives as long as this does
         return getattr(loaded, SERVING_ENDPOINT)(tf.constant(batch, dtype=tf.uint8)).numpy()
 
-    return Predictor(forward, classes, PreprocessSpec.load(export_dir / "preprocess.json"))
+    return Predictor(forward, classes, preprocess)
 
 
 def imagenet_classes() -> list[str]:
     return json.loads(resources.files("model").joinpath("imagenet_classes.json").read_text())
 
 
-def imagenet_predictor(weights_path: str | os.PathLike) -> Predictor:
+def imagenet_predictor(weights_path: str | os.PathLike, precision: str = "float32") -> Predictor:
     """The unmodified pretrained network, with the 1000 ImageNet class names."""
+    from model.precision import resolve
+    from model.weights import read_weights
+
+    return _rebuilt_predictor(
+        read_weights(weights_path), imagenet_classes(), PreprocessSpec(), resolve(precision)
+    )
+
+
+def _rebuilt_predictor(weights, classes: list[str], preprocess: PreprocessSpec, precision: str) -> Predictor:
     import tensorflow as tf
 
     from model.alexnet import WEIGHT_LAYERS, build_alexnet
-    from model.weights import apply_weights, read_weights
+    from model.precision import dtype_policy
+    from model.weights import apply_weights
 
-    model = build_alexnet(1000, preprocess=PreprocessSpec())
-    apply_weights(model, read_weights(weights_path), WEIGHT_LAYERS)
-    forward = tf.function(lambda x: tf.nn.softmax(model(x, training=False)), reduce_retracing=True)
+    model = build_alexnet(len(classes), preprocess=preprocess, dtype_policy=dtype_policy(precision))
+    apply_weights(model, weights, WEIGHT_LAYERS)
+    forward = tf.function(
+        lambda x: tf.nn.softmax(tf.cast(model(x, training=False), tf.float32)), reduce_retracing=True
+    )
     return Predictor(
-        lambda batch: forward(tf.constant(batch, dtype=tf.uint8)).numpy(),
-        imagenet_classes(),
-        PreprocessSpec(),
+        lambda batch: forward(tf.constant(batch, dtype=tf.uint8)).numpy(), classes, preprocess, precision
     )

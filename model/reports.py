@@ -16,6 +16,7 @@ class RunInfo:
     feature_cache: str | None
     resumed_from_step: int
     resumed_at: tuple[int, int] | None = None  # (epoch, step in epoch, 0-based) when resuming
+    precision: str = "float32"  # what the network computes in: `auto` resolved
 
 
 @dataclass

@@ -91,10 +91,15 @@ class TrainSpec(BaseModel):
         description="Stop after this many epochs without a better validation accuracy; null is off.",
     )
     seed: int = Field(default=0, ge=0, le=2**31 - 1)
+    precision: Literal["auto", "float32", "bfloat16", "float16"] = Field(
+        default="auto",
+        description="What the network computes in (variables, LRN, input normalization and logits "
+        "stay float32; the export is float32). `auto`: bfloat16 where the hardware runs it natively "
+        "(NVIDIA compute capability ≥ 8.0; x86 with AMX or AVX512_BF16 and oneDNN), float16 on older "
+        "NVIDIA GPUs, else float32. The job records what it used.",
+    )
     mixed_precision: bool = Field(
-        default=False,
-        description="float16 compute (LRN, input normalization and logits stay float32); "
-        "the export is float32.",
+        default=False, description="The old name of `precision: float16` (true means float16)."
     )
     xla: bool = Field(default=False, description="Compile the train step with XLA.")
     feature_cache: bool = Field(
@@ -105,9 +110,16 @@ class TrainSpec(BaseModel):
 
     @model_validator(mode="before")
     @classmethod
-    def _legacy_momentum_optimizer(cls, data):
+    def _legacy_names(cls, data):
         if isinstance(data, dict) and data.get("optimizer") == "momentum":
             data = {**data, "optimizer": "sgd"}
+        if isinstance(data, dict) and data.get("mixed_precision") is True:
+            if data.get("precision", "float16") not in ("float16", "auto"):
+                raise ValueError(
+                    f"mixed_precision is the old name of precision 'float16', but precision is "
+                    f"{data['precision']!r}; give precision alone"
+                )
+            data = {**data, "precision": "float16"}
         return data
 
     @field_validator("learning_rate", "momentum", "dropout_rate", "weight_decay", "label_smoothing")
@@ -152,8 +164,22 @@ class TrainSpec(BaseModel):
         return self
 
     @property
+    def compute_precision(self) -> str:
+        """`precision` with `auto` resolved for this machine: float32, bfloat16 or float16."""
+        from model.precision import resolve
+
+        return resolve(self.precision)
+
+    @property
     def dtype_policy(self) -> str:
-        return "mixed_float16" if self.mixed_precision else "float32"
+        from model.precision import dtype_policy
+
+        return dtype_policy(self.compute_precision)
+
+    @property
+    def loss_scaling(self) -> bool:
+        """float16 needs a scaled loss (its range is small); bfloat16 has float32's range."""
+        return self.compute_precision == "float16"
 
     @property
     def first_trainable(self) -> str:

@@ -46,6 +46,7 @@ def train(
     cache_dir: str | Path | None = None,
     cache_max_bytes: int | None = None,
     observer: TrainingObserver | None = None,
+    checkpoint_seconds: float = 0.0,
 ) -> TrainResult:
     """Finetune on `dataset`, writing checkpoints, TensorBoard events and the export into `run_dir`.
 
@@ -53,6 +54,10 @@ def train(
     (same data order, same dropout draws); a finished run returns its stored result; a checkpoint
     of another run raises `CheckpointMismatch`. `observer.should_stop()` is honoured within one
     step: the position is checkpointed and the result's status is `cancelled`.
+
+    `checkpoint_seconds` 0 checkpoints after every epoch; above 0, at most that often, after any
+    step (plus at a stop and after the last epoch). Resume is exact from any of them: the data order
+    and dropout draws are functions of the position.
     """
     observer = observer or TrainingObserver()
     run_dir = Path(run_dir)
@@ -109,6 +114,7 @@ def train(
             "cached" if batches.cached else None,
             state["global_step"],
             resumed_at=(state["epoch"], state["step_in_epoch"]) if state["global_step"] else None,
+            precision=spec.compute_precision,
         )
     )
 
@@ -117,10 +123,10 @@ def train(
         with tf.GradientTape() as tape:
             logits = tf.cast(net(x, training=True), tf.float32)
             loss = tf.reduce_mean(loss_of(y, logits))
-            scaled = optimizer.scale_loss(loss) if spec.mixed_precision else loss
+            scaled = optimizer.scale_loss(loss) if spec.loss_scaling else loss
         grads = tape.gradient(scaled, train_vars)
         # Under loss scaling an overflowing gradient is skipped by the optimizer, not a divergence.
-        grad_norm = tf.constant(0.0) if spec.mixed_precision else tf.linalg.global_norm(grads)
+        grad_norm = tf.constant(0.0) if spec.loss_scaling else tf.linalg.global_norm(grads)
         optimizer.apply(grads, train_vars)
         weights_finite = tf.reduce_all([tf.reduce_all(tf.math.is_finite(v)) for v in train_vars])
         predicted = tf.argmax(logits, 1, output_type=tf.int32)
@@ -135,6 +141,14 @@ def train(
         for name in ("train", "validation")
     }
     grads = None
+    last_saved = time.monotonic()
+
+    def save_if_due(position: dict, force: bool = False) -> None:
+        nonlocal last_saved
+        if force or time.monotonic() - last_saved >= checkpoint_seconds:
+            save_checkpoint(checkpoint_dir, state_vars, position)
+            last_saved = time.monotonic()
+
     for epoch in range(state["epoch"], spec.num_epochs + 1):
         if state["stopped_early"]:
             break
@@ -179,6 +193,8 @@ def train(
                 tf.summary.scalar("loss", loss)
                 tf.summary.scalar("accuracy", accuracy)
                 tf.summary.scalar("learning_rate", float(optimizer.learning_rate))
+            if checkpoint_seconds and step_in_epoch + 1 < steps_per_epoch:
+                save_if_due({**state, "epoch": epoch, "step_in_epoch": step_in_epoch + 1})
 
         evaluation, logits = _evaluate(evaluate_forward, batches, val_rows, dataset)
         is_best = _better(evaluation, state)
@@ -207,7 +223,8 @@ def train(
         patience = spec.early_stopping_patience
         state.update(epoch=epoch + 1, step_in_epoch=0, loss_sum=0.0, correct_sum=0.0, seen=0)
         state["stopped_early"] = bool(patience and epoch - state["best_epoch"] >= patience)
-        save_checkpoint(checkpoint_dir, state_vars, state)  # the stop decision is saved with the epoch
+        last = epoch == spec.num_epochs or state["stopped_early"]
+        save_if_due(state, force=last or not checkpoint_seconds)  # with the stop decision
         observer.on_epoch(report)
 
     result = _result("succeeded", state)
@@ -219,6 +236,7 @@ def train(
         result.test = TestReport(test.loss, test.accuracy, test.per_class, test.confusion_matrix)
         observer.on_test(result.test)
     metrics = {
+        "precision": spec.compute_precision,
         "best_epoch": result.best_epoch,
         "best_val_accuracy": result.best_val_accuracy,
         "best_val_loss": result.best_val_loss,

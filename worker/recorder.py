@@ -66,6 +66,7 @@ class JobRecorder(TrainingObserver):
                 step=info.resumed_from_step,
                 phase="training",
                 fraction=info.resumed_from_step / max(self._total_steps, 1),
+                precision=info.precision,
             )
 
     def on_phase(self, phase: str, done: int, total: int) -> None:

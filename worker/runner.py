@@ -63,6 +63,7 @@ def run_job(job_id: str, settings: Settings, sessions: sessionmaker[Session] | N
             cache_dir=storage.feature_cache_dir,
             cache_max_bytes=settings.feature_cache_bytes,
             observer=recorder,
+            checkpoint_seconds=settings.checkpoint_seconds,
         )
         outcome = result.status
     except Exception as exc:  # noqa: BLE001 - every failure becomes a readable message on the row

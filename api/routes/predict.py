@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import time
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, File, Form, Request, UploadFile
 from starlette.concurrency import run_in_threadpool
@@ -12,6 +12,7 @@ from api.metrics import BATCH_IMAGES, PREDICT_SECONDS, PREDICTIONS
 from api.schemas import PredictionsPublic, error_responses
 from core import jobs as job_service
 from core.errors import InvalidImage, InvalidRequest, JobStateConflict, PayloadTooLarge, WeightsNotInstalled
+from model.precision import resolve
 
 router = APIRouter(tags=["predict"])
 ERRORS = error_responses(400, 404, 409, 413, 415, 422)
@@ -32,6 +33,10 @@ async def predict(
         str | None, Form(max_length=64, description="`imagenet`: the pretrained 1000-class network")
     ] = None,
     top_k: Annotated[int, Form(ge=1, le=1000)] = 5,
+    precision: Annotated[
+        Literal["float32", "bfloat16", "float16", "auto"] | None,
+        Form(description="What the network computes in; default FINETUNE_PREDICT_PRECISION (float32)"),
+    ] = None,
 ):
     """Classify images with a finetuned job's export or the pretrained network; top-k per image."""
     if (job_id is None) == (model is None):
@@ -60,21 +65,22 @@ async def predict(
             raise PayloadTooLarge(f"image {position} is larger than {settings.max_predict_bytes} bytes")
         payloads.append(data)
     started = time.perf_counter()
+    precision = resolve(precision or settings.predict_precision)
     predictions = await run_in_threadpool(
-        _predict, request.app.state.predictors, key, folder, payloads, top_k, settings
+        _predict, request.app.state.predictors, key, folder, payloads, top_k, settings, precision
     )
     kind = "imagenet" if key == "imagenet" else "job"
     PREDICTIONS.labels(kind).inc(len(predictions))
     PREDICT_SECONDS.labels(kind).observe(time.perf_counter() - started)
-    return PredictionsPublic(model=key, predictions=predictions)
+    return PredictionsPublic(model=key, precision=precision, predictions=predictions)
 
 
-def _predict(cache, key: str, folder, payloads: list[bytes], top_k: int, settings):
+def _predict(cache, key: str, folder, payloads: list[bytes], top_k: int, settings, precision: str):
     from model.export import imagenet_predictor, load_export
     from model.preprocess import ImageError
 
     def load():
-        predictor = imagenet_predictor(folder) if key == "imagenet" else load_export(folder)
+        predictor = (imagenet_predictor if key == "imagenet" else load_export)(folder, precision)
         # concurrent requests for this model share forward passes (api/batching.py)
         predictor.forward = MicroBatcher(
             predictor.forward,
@@ -84,7 +90,7 @@ def _predict(cache, key: str, folder, payloads: list[bytes], top_k: int, setting
         )
         return predictor
 
-    predictor = cache.get(key, load)
+    predictor = cache.get(f"{key}@{precision}", load)
     try:
         return predictor.predict(payloads, top_k=top_k, max_pixels=settings.max_image_pixels)
     except ImageError as exc:

@@ -78,3 +78,12 @@ def test_bad_format_or_folder_is_a_clear_error(trained_export, tmp_path):
         portable_export(trained_export, "coreml", tmp_path / "x")
     with pytest.raises(FileNotFoundError, match="not a finetune export"):
         portable_export(tmp_path, "onnx", tmp_path / "x")
+
+
+def test_an_export_serves_in_bfloat16_close_to_float32(trained_export, dataset):
+    batch = images(dataset)
+    full, half = load_export(trained_export), load_export(trained_export, precision="bfloat16")
+    assert (full.precision, half.precision) == ("float32", "bfloat16")
+    want, got = full.forward(batch), half.forward(batch)
+    assert got.dtype == np.float32 and np.allclose(got.sum(1), 1.0, atol=1e-5)
+    assert (got.argmax(1) == want.argmax(1)).mean() >= 0.9 and np.abs(got - want).max() < 0.05

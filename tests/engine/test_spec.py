@@ -47,3 +47,21 @@ def test_sgd_momentum_is_shown_as_it_applies():
 def test_a_dumped_spec_validates_to_itself():
     for spec in (TrainSpec(), TrainSpec(weights="random"), TrainSpec(optimizer="adam")):
         assert TrainSpec(**spec.model_dump(mode="json")) == spec
+
+
+def test_precision_auto_follows_the_hardware_and_the_old_flag_still_means_float16():
+    from model.precision import cpu_runs_bfloat16
+
+    amx = "processor : 0\nflags : fpu sse2 avx512f amx_bf16 amx_tile\n"
+    older = "processor : 0\nflags : fpu sse2 avx2 avx512f\n"
+    assert cpu_runs_bfloat16(amx, onednn="1") and cpu_runs_bfloat16("flags : avx512_bf16", onednn="")
+    assert not cpu_runs_bfloat16(amx, onednn="0")  # without oneDNN bfloat16 is slower than float32
+    assert not cpu_runs_bfloat16(older, onednn="1")
+    assert TrainSpec().precision == "auto"
+    assert TrainSpec(precision="bfloat16").dtype_policy == "mixed_bfloat16"
+    assert TrainSpec(precision="float32").dtype_policy == "float32"
+    old = TrainSpec(mixed_precision=True)
+    assert old.precision == "float16" and old.loss_scaling and old.dtype_policy == "mixed_float16"
+    assert TrainSpec.model_validate(old.model_dump(mode="json")) == old
+    with pytest.raises(ValidationError, match="mixed_precision is the old name of precision 'float16'"):
+        TrainSpec(mixed_precision=True, precision="bfloat16")

@@ -1,0 +1,52 @@
+"""Checkpoints by time: fewer writes, and a crash resumes exactly from whichever one exists."""
+
+import numpy as np
+import pytest
+
+from model.spec import TrainSpec
+from model.training import train
+from tests.engine.test_training import Recorder, exported
+
+SPEC = TrainSpec(num_epochs=3, batch_size=8, learning_rate=0.01)  # 3 steps per epoch
+
+
+class Crash(Exception):
+    pass
+
+
+class CrashAt(Recorder):
+    def __init__(self, step: int):
+        super().__init__()
+        self.crash_step = step
+
+    def on_step(self, report):
+        if report.step == self.crash_step:
+            raise Crash()
+        super().on_step(report)
+
+
+@pytest.fixture(scope="module")
+def whole(dataset, weights_file, tmp_path_factory):
+    run = tmp_path_factory.mktemp("whole")
+    recorder = Recorder()
+    train(SPEC, dataset, run, imagenet_weights=weights_file, cache_dir=run / "c", observer=recorder)
+    return [s.loss for s in recorder.steps], exported(run)
+
+
+@pytest.mark.parametrize(
+    ("seconds", "resumes_from"),
+    [(1e-9, 7), (1e9, 0), (0.0, 6)],  # after every step; not before the end; after every epoch
+)
+def test_a_crash_resumes_exactly_from_the_last_checkpoint(dataset, weights_file, tmp_path, whole, seconds,
+                                                          resumes_from):  # fmt: skip
+    crashed = CrashAt(step=8)  # in epoch 3
+    with pytest.raises(Crash):
+        train(SPEC, dataset, tmp_path, imagenet_weights=weights_file, cache_dir=tmp_path / "c",
+              observer=crashed, checkpoint_seconds=seconds)  # fmt: skip
+    again = Recorder()
+    result = train(SPEC, dataset, tmp_path, imagenet_weights=weights_file, cache_dir=tmp_path / "c",
+                   observer=again, checkpoint_seconds=seconds)  # fmt: skip
+    assert result.status == "succeeded" and again.info.resumed_from_step == resumes_from
+    losses = [s.loss for s in crashed.steps[: again.info.resumed_from_step]] + [s.loss for s in again.steps]
+    assert np.allclose(losses, whole[0], rtol=1e-5, atol=1e-6)
+    assert np.allclose(exported(tmp_path)["fc8"][0], whole[1]["fc8"][0], atol=1e-6)
