@@ -3,7 +3,8 @@
 Starts `finetune up` (embedded default) on a temporary data folder with generated weights, trains a
 small job, then times: the bare call (`load_export(...).predict([image])`, decode included), one
 `POST /predict` at a time, and throughput with 1 and 16 concurrent clients, with micro-batching
-(the default) and without it (FINETUNE_PREDICT_MAX_BATCH=1), each on a fresh `finetune up`.
+(the default) and without it (FINETUNE_PREDICT_MAX_BATCH=1), each on a fresh `finetune up`, and
+the same with `precision=bfloat16` requests.
 
     python -m bench.predict_latency --requests 200
 """
@@ -61,11 +62,10 @@ def main() -> None:
             predictor.predict([image], top_k=5)
             bare.append(time.perf_counter() - started)
 
-        def post(client: httpx.Client) -> float:
+        def post(client: httpx.Client, precision: str = "float32") -> float:
             started = time.perf_counter()
-            response = client.post(
-                "/predict", files={"image": ("x.jpg", image)}, data={"job_id": job["id"], "top_k": "5"}
-            )
+            form = {"job_id": job["id"], "top_k": "5", "precision": precision}
+            response = client.post("/predict", files={"image": ("x.jpg", image)}, data=form)
             assert response.status_code == 200, response.text
             return time.perf_counter() - started
 
@@ -73,7 +73,7 @@ def main() -> None:
             post(http)
         over_http = [post(http) for _ in range(args.requests)]
 
-        def throughput(clients: int) -> tuple[float, int]:
+        def throughput(clients: int, precision: str = "float32") -> tuple[float, int]:
             deadline = time.perf_counter() + args.seconds
 
             def loop(_):
@@ -81,7 +81,7 @@ def main() -> None:
                 with httpx.Client(base_url=base, timeout=120) as client:
                     while time.perf_counter() < deadline:
                         try:
-                            post(client)
+                            post(client, precision)
                             done += 1
                         except Exception:  # noqa: BLE001 - counted, not hidden
                             errors += 1
@@ -95,6 +95,11 @@ def main() -> None:
         one, one_errors = throughput(1)
         sixteen, sixteen_errors = throughput(16)
         latencies_batched = [post(http) for _ in range(args.requests)]
+        for _ in range(5):
+            post(http, "bfloat16")
+        latencies_bf16 = [post(http, "bfloat16") for _ in range(args.requests)]
+        one_bf16, _ = throughput(1, "bfloat16")
+        sixteen_bf16, bf16_errors = throughput(16, "bfloat16")
     finally:
         up.stop()
     up, base = start_embedded(data, work / "up-unbatched.log", predict_max_batch=1)
@@ -116,6 +121,10 @@ def main() -> None:
     print(f"micro-batching on:  1 client {one:6.1f} req/s, 16 clients {sixteen:6.1f} req/s "
           f"({sixteen / one:.2f}x; {one_errors + sixteen_errors} errors); "
           f"p50 one at a time {statistics.median(latencies_batched) * 1e3:.2f} ms")  # fmt: skip
+    print(f"bfloat16 (batching on): p50 {statistics.median(latencies_bf16) * 1e3:.2f} ms, "
+          f"p99 {percentile(latencies_bf16, 99) * 1e3:.2f} ms; 1 client {one_bf16:6.1f} req/s, "
+          f"16 clients {sixteen_bf16:6.1f} req/s "
+          f"({sixteen_bf16 / one_bf16:.2f}x; {bf16_errors} errors)")  # fmt: skip
     print(f"micro-batching off: 1 client {one_unbatched:6.1f} req/s, "
           f"16 clients {sixteen_unbatched:6.1f} req/s "
           f"({sixteen_unbatched / one_unbatched:.2f}x; {unbatched_errors} errors)")  # fmt: skip

@@ -16,10 +16,13 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import ml_dtypes
 import numpy as np
 import tensorflow as tf
 
 from model.weights import fingerprint
+
+BFLOAT16 = np.dtype(ml_dtypes.bfloat16)
 
 DATASET_FILE = "dataset"  # the fingerprint of the dataset an entry was computed from
 
@@ -90,9 +93,10 @@ class FeatureCache:
                     progress(done + count, total)
 
             arrays = []
+            stored = storage_dtype(prefix_model)
             for (path, rows, flip), todo in zip(passes, missing):
                 if not todo:
-                    arrays.append(np.load(path, mmap_mode="r"))
+                    arrays.append(_load(path, stored))
                     continue
                 arrays.append(
                     self._compute(path, images, rows, flip, prefix_model, batch_size, should_stop, report)
@@ -148,9 +152,11 @@ class FeatureCache:
         rows_path = path.with_suffix(".rows.npy")
         shape = (len(images), *prefix_model.output.shape[1:])
         tmp = path.with_name(path.stem + ".partial.npy")
-        out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=shape)
+        stored = storage_dtype(prefix_model)
+        on_disk = np.uint16 if stored == BFLOAT16 else stored  # .npy has no bfloat16: its bits
+        out = np.lib.format.open_memmap(tmp, mode="w+", dtype=on_disk, shape=shape)
         forward = tf.function(
-            lambda x: tf.cast(prefix_model(x, training=False), tf.float32), reduce_retracing=True
+            lambda x: tf.cast(prefix_model(x, training=False), stored), reduce_retracing=True
         )
         for start in range(0, len(rows), batch_size):
             if should_stop():
@@ -161,7 +167,7 @@ class FeatureCache:
             batch = images[batch_rows]
             if flip:
                 batch = batch[:, :, ::-1, :]
-            out[batch_rows] = forward(tf.constant(batch)).numpy()
+            out[batch_rows] = forward(tf.constant(batch)).numpy().view(on_disk)
             report(min(start + batch_size, len(rows)))
         out.flush()
         del out
@@ -170,4 +176,16 @@ class FeatureCache:
         rows_tmp = rows_path.with_name(rows_path.stem + ".partial.npy")
         np.save(rows_tmp, rows)
         os.replace(rows_tmp, rows_path)
-        return np.load(path, mmap_mode="r")
+        return _load(path, stored)
+
+
+def storage_dtype(prefix_model) -> np.dtype:
+    """Features are stored in the type the prefix computes in: under bfloat16 or float16 that is
+    lossless (the values are already of that type) and halves the disk and page cache."""
+    name = str(getattr(prefix_model.output.dtype, "name", prefix_model.output.dtype))
+    return {"bfloat16": BFLOAT16, "float16": np.dtype(np.float16)}.get(name, np.dtype(np.float32))
+
+
+def _load(path: Path, stored: np.dtype) -> np.ndarray:
+    array = np.load(path, mmap_mode="r")
+    return array.view(BFLOAT16) if stored == BFLOAT16 else array

@@ -142,3 +142,23 @@ def test_the_feature_cache_evicts_the_least_recently_used_entries(dataset, weigh
     assert len(first) == len(second) == 1 and first != second  # the older entry made room
     assert FeatureCache(cache).remove_dataset(dataset.fingerprint) == list(second)
     assert list(cache.iterdir()) == []
+
+
+def test_a_bfloat16_run_caches_its_features_in_bfloat16_and_trains_the_same(dataset, weights_file, tmp_path):
+    """Half the disk, nothing lost: the features already are bfloat16 when the network computes in it."""
+    runs, sizes = {}, {}
+    for precision in ("bfloat16", "float32"):
+        for cached in (True, False):
+            recorder = Recorder()
+            spec = TrainSpec(num_epochs=2, batch_size=8, learning_rate=0.01, precision=precision,
+                             feature_cache=cached)  # fmt: skip
+            run = tmp_path / f"{precision}-{cached}"
+            train(spec, dataset, run, imagenet_weights=weights_file, cache_dir=tmp_path / precision,
+                  observer=recorder)  # fmt: skip
+            assert recorder.info.precision == precision
+            runs[precision, cached] = ([s.loss for s in recorder.steps], exported(run))
+        sizes[precision] = sum(f.stat().st_size for f in (tmp_path / precision).rglob("plain.npy"))
+    assert sizes["bfloat16"] < 0.51 * sizes["float32"]
+    losses, weights = runs["bfloat16", True]
+    assert np.allclose(losses, runs["bfloat16", False][0], rtol=1e-4, atol=1e-5)
+    assert np.allclose(weights["fc8"][0], runs["bfloat16", False][1]["fc8"][0], atol=1e-5)
