@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from core.config import Settings
@@ -36,13 +37,18 @@ class Storage:
 
     @staticmethod
     def size_bytes(*paths: Path) -> int:
-        """Bytes on disk under `paths` (files or folders); what a dataset or job costs."""
+        """Bytes on disk under `paths` (files or folders); what a dataset or job costs.
+
+        A worker may remove files while this counts (a finished job discards its checkpoint): what
+        vanishes is not counted, and never an error."""
         total = 0
         for path in paths:
-            if path.is_file():
-                total += path.stat().st_size
-            elif path.is_dir():
-                total += sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+            for folder, _, files in [(path.parent, [], [path.name])] if path.is_file() else os.walk(path):
+                for name in files:
+                    try:
+                        total += os.lstat(os.path.join(folder, name)).st_size
+                    except FileNotFoundError:
+                        pass
         return total
 
     def dataset_size(self, dataset_id: str) -> int:

@@ -69,3 +69,28 @@ def test_listings_cap_the_rejected_files_and_show_sizes(client, tmp_path):
     assert len(listed["rejected"]) == 100 and listed["rejected_count"] == 150
     whole = client.get(f"/datasets/{dataset['id']}").json()
     assert len(whole["rejected"]) == 150 and whole["size_bytes"] > 8 * 227 * 227 * 3
+
+
+def test_sizes_are_read_while_a_worker_removes_files(tmp_path):
+    """GET /jobs/{id} sizes a run folder while its worker discards the checkpoint (CI saw a 500)."""
+    import shutil
+    import threading
+
+    run, stop = tmp_path / "run", threading.Event()
+
+    def discard_checkpoints_again_and_again():
+        while not stop.is_set():
+            for i in range(20):
+                step = run / "checkpoint" / f"step-{i}"
+                step.mkdir(parents=True, exist_ok=True)
+                (step / "variables.npz").write_bytes(b"x" * 100)
+            shutil.rmtree(run / "checkpoint", ignore_errors=True)
+
+    churn = threading.Thread(target=discard_checkpoints_again_and_again)
+    churn.start()
+    try:
+        sizes = [Storage.size_bytes(run) for _ in range(2000)]
+    finally:
+        stop.set()
+        churn.join()
+    assert all(0 <= size <= 20 * 100 for size in sizes) and any(sizes)
