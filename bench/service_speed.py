@@ -1,0 +1,112 @@
+"""A finetune through the service end to end, against the naive float32 Keras fit, in one run.
+
+(s) `finetune up` on the embedded default: upload a ZIP of generated images, `POST /jobs` (fc7+fc8,
+    flips, `precision: auto`), until the job is `succeeded`; timed from the POST. Its parts come
+    from the job's own timestamps: queue and start-up (POST → first step), training (first → last
+    step), and the end (last validation → succeeded: test evaluation and the float32 export).
+(b) the naive Keras `fit` of the same network and images, recomputing every layer every epoch.
+
+    python -m bench.service_speed --per-class 150 --epochs 10
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import tempfile
+import time
+from datetime import datetime
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def seconds_between(a: str, b: str) -> float:
+    return (datetime.fromisoformat(b) - datetime.fromisoformat(a)).total_seconds()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--per-class", type=int, default=150, help="Images per class (two classes).")
+    parser.add_argument("--epochs", type=int, default=10)
+    parser.add_argument("--batch-size", type=int, default=128)
+    args = parser.parse_args()
+
+    import httpx
+    import keras
+    import numpy as np
+
+    from model.assembly import assemble
+    from model.dataset import SplitFractions, prepare_dataset
+    from model.spec import TrainSpec
+    from model.weights import write_synthetic_weights
+    from tests.utils.images import class_folder_zip
+    from tests.utils.processes import start_embedded
+    from tests.utils.service import wait_for
+
+    work = Path(tempfile.mkdtemp(prefix="finetune-service-bench-"))
+    data = work / "data"
+    data.mkdir()
+    weights = write_synthetic_weights(data / "bvlc_alexnet.npz")
+    archive = class_folder_zip(work / "pets.zip", per_class=args.per_class)
+    spec = {"num_epochs": args.epochs, "batch_size": args.batch_size, "augment_flip": True}
+    up, url = start_embedded(data, work / "up.log")
+    try:
+        http = httpx.Client(base_url=url, timeout=120)
+        with open(archive, "rb") as fh:
+            created = http.post("/datasets", files={"file": ("pets.zip", fh)}).json()
+        dataset = wait_for(
+            lambda: (d := http.get(f"/datasets/{created['id']}").json())["status"] == "ready" and d,
+            timeout=600,
+        )
+        started = time.perf_counter()
+        job = http.post("/jobs", json={"dataset_id": dataset["id"], **spec}).json()
+        wait_for(lambda: http.get(f"/jobs/{job['id']}").json()["status"] in ("succeeded", "failed"),
+                 timeout=3600, interval=0.1)  # fmt: skip
+        service_s = time.perf_counter() - started
+        job = http.get(f"/jobs/{job['id']}").json()
+        metrics = http.get(f"/jobs/{job['id']}/metrics").json()
+    finally:
+        up.stop()
+    assert job["status"] == "succeeded", job
+    first, last = metrics["train"][0]["time"], metrics["train"][-1]["time"]
+    start_up = seconds_between(job["created_at"], first)
+    training = seconds_between(first, last)
+    ending = seconds_between(metrics["val"][-1]["time"], job["finished_at"])
+
+    # (b) the naive fit on the same images (prepared the same way, locally)
+    prepared = prepare_dataset(archive, work / "prepared", SplitFractions(0.15, 0.15))
+    train_rows, val_rows = prepared.indices("train"), prepared.indices("val")
+    parts = assemble(
+        TrainSpec(**spec, precision="float32"), prepared.num_classes, prepared.preprocess, weights
+    )
+    inputs = keras.Input((227, 227, 3))
+    naive = keras.Model(inputs, parts.model(keras.layers.RandomFlip("horizontal", seed=0)(inputs)))
+    naive.compile(
+        optimizer=keras.optimizers.SGD(0.001),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=["accuracy"],
+    )
+    images = np.asarray(prepared.images)
+    started = time.perf_counter()
+    naive.fit(images[train_rows], prepared.labels[train_rows], batch_size=args.batch_size,
+              epochs=args.epochs, validation_data=(images[val_rows], prepared.labels[val_rows]),
+              verbose=0)  # fmt: skip
+    naive_s = time.perf_counter() - started
+    shutil.rmtree(work, ignore_errors=True)
+
+    precision = job["progress"].get("precision")
+    print(f"{len(prepared)} images ({len(train_rows)} train), fc7+fc8, {args.epochs} epochs, flips, "
+          f"batch {args.batch_size}; CPU: {os.cpu_count()} cores; computed in {precision}")  # fmt: skip
+    print(f"(s) POST /jobs → succeeded:  {service_s:7.2f} s")
+    print(
+        f"    POST → first step {start_up:.2f} s (queue, start-up, weights, features), "
+        f"training {training:.2f} s, last validation → succeeded {ending:.2f} s (test, export)"
+    )
+    print(f"(b) naive Keras fit:         {naive_s:7.2f} s")
+    print(f"s/b = {service_s / naive_s:.3f}   (goal <= 0.2)")
+
+
+if __name__ == "__main__":
+    main()
