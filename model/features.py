@@ -111,10 +111,12 @@ class FeatureCache:
         """Remove least recently used entries, never one in use, until the cache fits `max_bytes`."""
         entries = []
         for folder in self.root.iterdir() if self.root.is_dir() else []:
-            if folder.is_dir():
+            try:  # another worker may be removing this entry (its dataset was deleted): skip it
                 lock = folder / "lock"
                 used = lock.stat().st_mtime if lock.exists() else 0.0
                 entries.append((used, folder, sum(f.stat().st_size for f in folder.iterdir() if f.is_file())))
+            except (FileNotFoundError, NotADirectoryError):
+                continue
         total = sum(size for _, _, size in entries)
         removed = []
         for _, folder, size in sorted(entries, key=lambda entry: entry[0]):

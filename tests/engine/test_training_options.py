@@ -162,3 +162,29 @@ def test_a_bfloat16_run_caches_its_features_in_bfloat16_and_trains_the_same(data
     losses, weights = runs["bfloat16", True]
     assert np.allclose(losses, runs["bfloat16", False][0], rtol=1e-4, atol=1e-5)
     assert np.allclose(weights["fc8"][0], runs["bfloat16", False][1]["fc8"][0], atol=1e-5)
+
+
+def test_eviction_skips_entries_another_worker_is_removing(tmp_path):
+    import shutil
+    import threading
+
+    cache, stop = FeatureCache(tmp_path / "cache", max_bytes=10**9), threading.Event()
+
+    def create_and_remove_entries():
+        while not stop.is_set():
+            for i in range(20):
+                entry = tmp_path / "cache" / f"entry-{i}"
+                entry.mkdir(parents=True, exist_ok=True)
+                (entry / "lock").touch()
+                (entry / "plain.npy").write_bytes(b"x" * 100)
+            for i in range(20):
+                shutil.rmtree(tmp_path / "cache" / f"entry-{i}", ignore_errors=True)
+
+    churn = threading.Thread(target=create_and_remove_entries)
+    churn.start()
+    try:
+        removed = [cache.evict() for _ in range(1000)]
+    finally:
+        stop.set()
+        churn.join()
+    assert removed == [[]] * 1000  # everything fits: nothing evicted, and no error on the way
