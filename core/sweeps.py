@@ -60,8 +60,16 @@ def get_sweep(session: Session, sweep_id: str, owner: str | None) -> SweepRow:
 
 
 def trials_of(session: Session, sweep_id: str) -> list[JobRow]:
-    query = select(JobRow).where(JobRow.sweep_id == sweep_id).order_by(JobRow.created_at, JobRow.id)
-    return list(session.scalars(query))
+    return trials_by_sweep(session, [sweep_id])[sweep_id]
+
+
+def trials_by_sweep(session: Session, sweep_ids: list[str]) -> dict[str, list[JobRow]]:
+    """The trials of each sweep, in the order they were created: one query for a whole page."""
+    trials: dict[str, list[JobRow]] = {sweep_id: [] for sweep_id in sweep_ids}
+    query = select(JobRow).where(JobRow.sweep_id.in_(sweep_ids)).order_by(JobRow.created_at, JobRow.id)
+    for row in session.scalars(query):
+        trials[row.sweep_id].append(row)
+    return trials
 
 
 def list_sweeps(session: Session, owner: str | None, offset: int, limit: int) -> tuple[list[SweepRow], int]:
@@ -109,11 +117,12 @@ def cancel_sweep(session: Session, sweep_id: str, owner: str | None) -> SweepRow
 def delete_sweep(session: Session, storage: Storage, sweep_id: str, owner: str | None) -> None:
     """Delete the sweep and every trial with its files; 409 while a trial runs (cancel first)."""
     sweep = get_sweep(session, sweep_id, owner)
-    running = [t.id for t in trials_of(session, sweep_id) if t.status == "running"]
+    trials = trials_of(session, sweep_id)
+    running = [t.id for t in trials if t.status == "running"]
     if running:
         raise JobStateConflict(
             f"sweep {sweep_id} has {len(running)} running trial(s); cancel the sweep first, then delete it"
         )
-    for trial in trials_of(session, sweep_id):
+    for trial in trials:
         jobs.delete_job(session, storage, trial.id, owner)  # a trial that started meanwhile: 409
     session.delete(sweep)

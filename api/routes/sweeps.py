@@ -14,8 +14,8 @@ router = APIRouter(prefix="/sweeps", tags=["sweeps"])
 ERRORS = error_responses(404, 409, 422)
 
 
-def public(session, sweep) -> SweepPublic:
-    trials = service.trials_of(session, sweep.id)
+def public(session, sweep, trials=None) -> SweepPublic:
+    trials = service.trials_of(session, sweep.id) if trials is None else trials
     return SweepPublic.from_rows(
         sweep, trials, service.sweep_status(sweep, trials), service.best_trial(trials)
     )
@@ -47,7 +47,8 @@ def list_sweeps(
 ):
     """Newest first."""
     rows, count = service.list_sweeps(session, owner, offset, limit)
-    return SweepsPublic(data=[public(session, row) for row in rows], count=count)
+    trials = service.trials_by_sweep(session, [row.id for row in rows])
+    return SweepsPublic(data=[public(session, row, trials[row.id]) for row in rows], count=count)
 
 
 @router.get("/{sweep_id}", response_model=SweepPublic, responses=ERRORS)
