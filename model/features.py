@@ -99,7 +99,9 @@ class FeatureCache:
                     arrays.append(_load(path, stored))
                     continue
                 arrays.append(
-                    self._compute(path, images, rows, flip, prefix_model, batch_size, should_stop, report)
+                    self._compute(
+                        path, images, rows, flip, prefix_model, stored, batch_size, should_stop, report
+                    )
                 )
                 done += len(rows)
             os.utime(folder / "lock")  # last use, for LRU eviction
@@ -150,11 +152,12 @@ class FeatureCache:
         rows_path = path.with_suffix(".rows.npy")
         return path.exists() and rows_path.exists() and bool(np.isin(rows, np.load(rows_path)).all())
 
-    def _compute(self, path: Path, images, rows, flip: bool, prefix_model, batch_size, should_stop, report):
+    def _compute(
+        self, path: Path, images, rows, flip: bool, prefix_model, stored, batch_size, should_stop, report
+    ):
         rows_path = path.with_suffix(".rows.npy")
         shape = (len(images), *prefix_model.output.shape[1:])
         tmp = path.with_name(path.stem + ".partial.npy")
-        stored = storage_dtype(prefix_model)
         on_disk = np.uint16 if stored == BFLOAT16 else stored  # .npy has no bfloat16: its bits
         out = np.lib.format.open_memmap(tmp, mode="w+", dtype=on_disk, shape=shape)
         forward = tf.function(
