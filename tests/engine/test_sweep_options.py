@@ -10,7 +10,7 @@ from model.checkpoint import check_same_run
 from model.schedules import learning_rate_at
 from model.spec import TrainSpec
 from model.training import image_losses, train
-from tests.engine.test_training import Recorder, exported
+from tests.engine.test_training import exported
 
 FAST = dict(num_epochs=3, batch_size=8, learning_rate=0.01)
 
@@ -35,27 +35,6 @@ def test_the_optimizer_follows_the_schedule_by_its_own_step_counter(kind):
         optimizer.iterations.assign(step)
         want = learning_rate_at(step, 0.01, kind, 5, 20)
         assert float(optimizer.learning_rate) == pytest.approx(float(want), rel=1e-6), step
-
-
-def test_a_scheduled_run_resumes_on_the_same_curve(dataset, weights_file, tmp_path):
-    spec = TrainSpec(**FAST, lr_schedule="cosine", warmup_epochs=1, weight_decay=0.01)
-    whole = Recorder()
-    train(
-        spec,
-        dataset,
-        tmp_path / "whole",
-        imagenet_weights=weights_file,
-        cache_dir=tmp_path / "c",
-        observer=whole,
-    )
-    first, second = Recorder(stop_at_step=4), Recorder()
-    for recorder in (first, second):
-        train(spec, dataset, tmp_path / "split", imagenet_weights=weights_file, cache_dir=tmp_path / "c",
-              observer=recorder)  # fmt: skip
-    losses = [s.loss for s in first.steps + second.steps]
-    assert np.allclose(losses, [s.loss for s in whole.steps], rtol=1e-5, atol=1e-6)
-    a, b = exported(tmp_path / "whole"), exported(tmp_path / "split")
-    assert np.allclose(a["fc8"][0], b["fc8"][0], atol=1e-6)
 
 
 def test_schedule_and_decay_change_what_is_trained(dataset, weights_file, tmp_path):

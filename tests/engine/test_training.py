@@ -86,8 +86,17 @@ def test_fresh_layers_train_from_their_fresh_start(dataset, weights_file, tmp_pa
     assert np.array_equal(start["fc6"][0], end["fc6"][0])
 
 
-def test_cancel_then_resume_equals_an_uninterrupted_run(dataset, weights_file, tmp_path):
-    spec = TrainSpec(**{**FAST, "num_epochs": 3}, optimizer="momentum")
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"optimizer": "momentum"},
+        # a schedule reads the optimizer's own step counter, so a resumed run stays on the same curve
+        {"lr_schedule": "cosine", "warmup_epochs": 1, "weight_decay": 0.01},
+    ],
+    ids=["sgd-momentum", "cosine-warmup-decay"],
+)
+def test_cancel_then_resume_equals_an_uninterrupted_run(dataset, weights_file, tmp_path, options):
+    spec = TrainSpec(**{**FAST, "num_epochs": 3}, **options)
     whole = Recorder()
     train(
         spec,
