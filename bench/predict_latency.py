@@ -21,6 +21,8 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+from bench.embedded import start_service  # noqa: E402
+
 
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
@@ -36,16 +38,11 @@ def main() -> None:
     import httpx
 
     from model.export import load_export
-    from model.weights import write_synthetic_weights
     from tests.utils.images import make_image
-    from tests.utils.processes import start_embedded
     from tests.utils.service import upload_and_wait, wait_for
 
     work = Path(tempfile.mkdtemp(prefix="finetune-predict-bench-"))
-    data = work / "data"
-    data.mkdir()
-    write_synthetic_weights(data / "bvlc_alexnet.npz")
-    up, base = start_embedded(data, work / "up.log")
+    up, base, data = start_service(work)
     try:
         http = httpx.Client(base_url=base, timeout=120)
         dataset = upload_and_wait(http, work)
@@ -102,7 +99,7 @@ def main() -> None:
         sixteen_bf16, bf16_errors = throughput(16, "bfloat16")
     finally:
         up.stop()
-    up, base = start_embedded(data, work / "up-unbatched.log", predict_max_batch=1)
+    up, base, _ = start_service(work, "up-unbatched.log", predict_max_batch=1)
     try:
         http = httpx.Client(base_url=base, timeout=120)
         for _ in range(5):

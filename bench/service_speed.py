@@ -21,6 +21,8 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+from bench.embedded import start_service  # noqa: E402
+
 
 def seconds_between(a: str, b: str) -> float:
     return (datetime.fromisoformat(b) - datetime.fromisoformat(a)).total_seconds()
@@ -40,18 +42,15 @@ def main() -> None:
     from model.assembly import assemble
     from model.dataset import SplitFractions, prepare_dataset
     from model.spec import TrainSpec
-    from model.weights import write_synthetic_weights
+    from model.weights import WEIGHTS_FILE_NAME
     from tests.utils.images import class_folder_zip
-    from tests.utils.processes import start_embedded
     from tests.utils.service import wait_for
 
     work = Path(tempfile.mkdtemp(prefix="finetune-service-bench-"))
-    data = work / "data"
-    data.mkdir()
-    weights = write_synthetic_weights(data / "bvlc_alexnet.npz")
     archive = class_folder_zip(work / "pets.zip", per_class=args.per_class)
     spec = {"num_epochs": args.epochs, "batch_size": args.batch_size, "augment_flip": True}
-    up, url = start_embedded(data, work / "up.log")
+    up, url, data = start_service(work)
+    weights = data / WEIGHTS_FILE_NAME
     try:
         http = httpx.Client(base_url=url, timeout=120)
         with open(archive, "rb") as fh:

@@ -23,6 +23,8 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+from bench.embedded import start_service  # noqa: E402
+
 GRID = {"learning_rate": [0.01, 0.001], "dropout_rate": [0.3, 0.5], "weight_decay": [0.0, 0.0005]}
 
 
@@ -35,17 +37,12 @@ def main() -> None:
 
     import httpx
 
-    from model.weights import write_synthetic_weights
-    from tests.utils.processes import start_embedded
     from tests.utils.service import upload_and_wait, wait_for
 
     work = Path(tempfile.mkdtemp(prefix="finetune-sweep-bench-"))
-    data = work / "data"
-    data.mkdir()
-    write_synthetic_weights(data / "bvlc_alexnet.npz")
     base = {"num_epochs": args.epochs, "batch_size": args.batch_size}
     trials = [dict(zip(GRID, values)) for values in itertools.product(*GRID.values())]
-    up, url = start_embedded(data, work / "up.log")
+    up, url, data = start_service(work)
     try:
         http = httpx.Client(base_url=url, timeout=120)
         dataset = upload_and_wait(http, work, per_class=args.per_class)
