@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
 import keras
 
 from model.layers import GroupedConv2D, LocalResponseNormalization
@@ -17,12 +19,20 @@ def build_alexnet(
     preprocess: PreprocessSpec | None = None,
     seed: int | None = None,
     dtype_policy: str | None = None,
+    *,
+    fast_kernels: bool = False,
+    initialize: Collection[str] = WEIGHT_LAYERS,
 ) -> keras.Model:
     """Build AlexNet taking RGB images in 0..255, shape (N, 227, 227, 3), returning fc8 logits.
 
-    `dropout_rate` is the probability of dropping. Weights start He-initialised (what `random` and
-    `reinit_layers` train from). `dtype_policy="mixed_float16"` computes the convolutions and dense
-    layers in half precision; the input normalization, LRN and the logits stay float32.
+    `dropout_rate` is the probability of dropping. The weights of the `initialize` layers start
+    He-initialised (what `random` and `reinit_layers` train from); the others start at zero, for
+    weights about to be loaded (drawing 60M random numbers cost ~0.5 s per build).
+    `dtype_policy="mixed_float16"` computes the convolutions and dense layers in half precision; the
+    input normalization, LRN and the logits stay float32. `fast_kernels` computes with what is
+    fastest here but not portable (see `model.layers`): LRN and the input normalization compiled
+    by XLA, grouped convolutions in TensorFlow's grouped kernel. For training and bfloat16
+    serving; exports use plain ops that every runtime and converter knows.
     """
     if not isinstance(num_classes, int) or isinstance(num_classes, bool) or num_classes < 2:
         raise ValueError(
@@ -36,7 +46,12 @@ def build_alexnet(
     policy = dtype_policy or keras.config.dtype_policy().name
     layers = keras.layers
 
+    def kernel_initializer(name):
+        he_normal = keras.initializers.HeNormal()  # drawn for every layer: the seeds stay as they were
+        return he_normal if name in initialize else "zeros"
+
     def conv(name, filters, size, strides=1, padding="same", groups=1):
+        grouped = {"native": fast_kernels} if groups > 1 else {}
         return (GroupedConv2D if groups > 1 else layers.Conv2D)(
             filters,
             size,
@@ -44,20 +59,26 @@ def build_alexnet(
             padding=padding,
             groups=groups,
             activation="relu",
-            kernel_initializer="he_normal",
+            kernel_initializer=kernel_initializer(name),
             name=name,
             dtype=policy,
+            **grouped,
         )
 
     def lrn(name):
-        # float32 under any policy: float16 squares overflow above 256, and GPUs have no float16 LRN.
-        return LocalResponseNormalization(name=name, dtype="float32")
+        # float32 math under any policy: float16 squares overflow above 256, and GPUs have no float16
+        # LRN; the fused kernel computes in float32 inside, so it takes the policy's type unconverted.
+        dtype = policy if fast_kernels else "float32"
+        return LocalResponseNormalization(name=name, fused=fast_kernels, dtype=dtype)
+
+    def dense(name, units, **kwargs):
+        return layers.Dense(units, kernel_initializer=kernel_initializer(name), name=name, **kwargs)
 
     def pool(name):
         return layers.MaxPooling2D(3, strides=2, padding="valid", name=name, dtype=policy)
 
     inputs = keras.Input(shape=(227, 227, 3), name="image")
-    x = image_normalization_layer(spec)(inputs)
+    x = image_normalization_layer(spec, fast_kernels, policy if fast_kernels else "float32")(inputs)
     x = conv("conv1", 96, 11, strides=4, padding="valid")(x)
     x = pool("pool1")(lrn("lrn1")(x))
     x = conv("conv2", 256, 5, groups=2)(x)
@@ -67,13 +88,13 @@ def build_alexnet(
     x = conv("conv5", 256, 3, groups=2)(x)
     x = pool("pool5")(x)
     x = layers.Flatten(name="flatten", dtype=policy)(x)
-    x = layers.Dense(4096, activation="relu", kernel_initializer="he_normal", name="fc6", dtype=policy)(x)
+    x = dense("fc6", 4096, activation="relu", dtype=policy)(x)
     x = layers.Dropout(dropout_rate, seed=seed, name="dropout6", dtype=policy)(x)
-    x = layers.Dense(4096, activation="relu", kernel_initializer="he_normal", name="fc7", dtype=policy)(x)
+    x = dense("fc7", 4096, activation="relu", dtype=policy)(x)
     x = layers.Dropout(dropout_rate, seed=None if seed is None else seed + 1, name="dropout7", dtype=policy)(
         x
     )
-    logits = layers.Dense(num_classes, kernel_initializer="he_normal", name="fc8", dtype="float32")(x)
+    logits = dense("fc8", num_classes, dtype="float32")(x)
     return keras.Model(inputs, logits, name="alexnet")
 
 

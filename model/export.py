@@ -157,7 +157,13 @@ def _rebuilt_predictor(weights, classes: list[str], preprocess: PreprocessSpec, 
     from model.precision import dtype_policy
     from model.weights import apply_weights
 
-    model = build_alexnet(len(classes), preprocess=preprocess, dtype_policy=dtype_policy(precision))
+    model = build_alexnet(
+        len(classes),
+        preprocess=preprocess,
+        dtype_policy=dtype_policy(precision),
+        fast_kernels=precision != "float32",  # float32 serves the plain ops, exactly as exported
+        initialize=(),
+    )
     apply_weights(model, weights, WEIGHT_LAYERS)
     forward = tf.function(
         lambda x: tf.nn.softmax(tf.cast(model(x, training=False), tf.float32)), reduce_retracing=True

@@ -177,10 +177,10 @@ def normalize(images: np.ndarray, spec: PreprocessSpec) -> np.ndarray:
     return out[..., ::-1] if spec.channel_order == "BGR" else out
 
 
-def image_normalization_layer(spec: PreprocessSpec):
+def image_normalization_layer(spec: PreprocessSpec, fused: bool = False, dtype: str = "float32"):
     """The in-graph half of preprocessing: float cast, mean subtraction, channel order."""
     from model.layers import ImageNormalization
 
     return ImageNormalization(
-        mean_rgb=spec.mean_rgb, channel_order=spec.channel_order, name="preprocess", dtype="float32"
+        mean_rgb=spec.mean_rgb, channel_order=spec.channel_order, fused=fused, name="preprocess", dtype=dtype
     )

@@ -91,3 +91,43 @@ def test_grouped_convolutions_equal_keras_native_groups():
     assert [type(model.get_layer(n)).__name__ for n in ("conv1", "conv2", "conv4", "conv5")] == [
         "Conv2D", "GroupedConv2D", "GroupedConv2D", "GroupedConv2D",
     ]  # fmt: skip
+
+
+@pytest.mark.parametrize(("policy", "tolerance"), [("float32", 1e-4), ("mixed_bfloat16", 3e-2)])
+def test_fast_kernels_compute_the_portable_network(weights_file, policy, tolerance):
+    """The fused LRN and input normalization and TensorFlow's grouped kernel (what training runs)
+    give the outputs and conv1 gradients of the portable ops (what exports run)."""
+    import tensorflow as tf
+
+    images = np.random.default_rng(4).integers(0, 256, (4, 227, 227, 3), dtype=np.uint8)
+    direction = tf.constant(np.random.default_rng(5).standard_normal((4, 1000)), tf.float32)
+    results = []
+    for fast_kernels in (False, True):
+        model = build_alexnet(1000, dtype_policy=policy, fast_kernels=fast_kernels, initialize=())
+        apply_weights(model, read_weights(weights_file), WEIGHT_LAYERS)
+        with tf.GradientTape() as tape:
+            logits = tf.cast(model(images, training=False), tf.float32)
+            loss = tf.reduce_sum(logits * direction)
+        results.append((logits.numpy(), tape.gradient(loss, model.get_layer("conv1").kernel).numpy()))
+    (plain_logits, plain_grad), (fast_logits, fast_grad) = results
+    assert np.abs(fast_logits - plain_logits).max() <= tolerance * np.abs(plain_logits).max()
+    assert np.abs(fast_grad - plain_grad).max() <= tolerance * np.abs(plain_grad).max()
+    fast = build_alexnet(2, fast_kernels=True)
+    assert fast.get_layer("lrn1").fused and fast.get_layer("conv2").native
+    assert not build_alexnet(2).get_layer("lrn1").fused
+
+
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16", "float16"])
+def test_the_fused_lrn_is_tensorflows_lrn_in_float32(dtype):
+    """Activations of several hundred: float16 squares of them overflow unless computed in float32."""
+    import tensorflow as tf
+
+    from model.layers import LocalResponseNormalization
+
+    values = np.random.default_rng(6).uniform(0, 600, (2, 7, 7, 96)).astype(np.float32)
+    want = tf.nn.local_response_normalization(values, 2, 1.0, 2e-05, 0.75).numpy()
+    fused = LocalResponseNormalization(fused=True, dtype=dtype)
+    got = fused(tf.cast(values, dtype))
+    assert got.dtype == dtype
+    rounding = {"float32": 1e-6, "bfloat16": 1e-2, "float16": 2e-3}[dtype]
+    assert np.abs(got.numpy().astype(np.float32) - want).max() <= rounding * np.abs(want).max()
