@@ -20,11 +20,13 @@ import ml_dtypes
 import numpy as np
 import tensorflow as tf
 
-from model.weights import fingerprint
-
 BFLOAT16 = np.dtype(ml_dtypes.bfloat16)
 
 DATASET_FILE = "dataset"  # the fingerprint of the dataset an entry was computed from
+# Mixed precision casts each frozen kernel per call, so large batches pay off: 256 images per call
+# ran the bfloat16 prefix at 570 img/s against 460 at 64. A last, partial batch is padded to a
+# power of two, so a process compiles few batch shapes (~0.3 s each) and computes < 2× the rows.
+FEATURE_BATCH = 256
 
 
 class Cancelled(Exception):
@@ -53,11 +55,16 @@ class FeatureCache:
         self.max_bytes = max_bytes
 
     def key(
-        self, dataset_fingerprint: str, prefix_model, cut_layer: str, *, policy: str, preprocess: str
+        self,
+        dataset_fingerprint: str,
+        prefix_fingerprint: str,
+        cut_layer: str,
+        *,
+        policy: str,
+        preprocess: str,
     ) -> str:
         """Everything that changes the features: data, prefix weights, cut, precision, preprocessing."""
-        weights = fingerprint([np.asarray(v) for v in prefix_model.weights])
-        parts = [dataset_fingerprint, weights, cut_layer, policy, preprocess]
+        parts = [dataset_fingerprint, prefix_fingerprint, cut_layer, policy, preprocess]
         return hashlib.sha256(":".join(parts).encode()).hexdigest()[:32]
 
     def features(
@@ -66,7 +73,7 @@ class FeatureCache:
         images: np.ndarray,
         prefix_model,
         flipped_rows: np.ndarray | None,
-        batch_size: int = 64,
+        batch_size: int = FEATURE_BATCH,
         should_stop: Callable[[], bool] = lambda: False,
         progress: Callable[[int, int], None] | None = None,
         dataset_fingerprint: str = "",
@@ -172,7 +179,10 @@ class FeatureCache:
             batch = images[batch_rows]
             if flip:
                 batch = batch[:, :, ::-1, :]
-            out[batch_rows] = forward(tf.constant(batch)).numpy().view(on_disk)
+            padding = (1 << (len(batch) - 1).bit_length()) - len(batch)
+            if padding:
+                batch = np.concatenate([batch, np.zeros((padding, *batch.shape[1:]), batch.dtype)])
+            out[batch_rows] = forward(tf.constant(batch)).numpy()[: len(batch_rows)].view(on_disk)
             report(min(start + batch_size, len(rows)))
         out.flush()
         del out

@@ -35,6 +35,7 @@ from model.weights import Weights, apply_weights, read_weights, save_weights
 
 EVAL_BATCH = 256
 RESULT_FILE = "result.json"
+BEST_WEIGHTS_FILE = "best_weights.npz"
 
 
 def train(
@@ -46,7 +47,7 @@ def train(
     cache_dir: str | Path | None = None,
     cache_max_bytes: int | None = None,
     observer: TrainingObserver | None = None,
-    checkpoint_seconds: float = 0.0,
+    checkpoint_seconds: float = 60.0,
 ) -> TrainResult:
     """Finetune on `dataset`, writing checkpoints, TensorBoard events and the export into `run_dir`.
 
@@ -57,7 +58,8 @@ def train(
 
     `checkpoint_seconds` 0 checkpoints after every epoch; above 0, at most that often, after any
     step (plus at a stop and after the last epoch). Resume is exact from any of them: the data order
-    and dropout draws are functions of the position.
+    and dropout draws are functions of the position. The best epoch's weights are written with the
+    checkpoint that first records it (not at every new best: 67 MB for fc7+fc8 each time).
     """
     observer = observer or TrainingObserver()
     run_dir = Path(run_dir)
@@ -76,7 +78,7 @@ def train(
         cache = FeatureCache(cache_dir or run_dir / "features", cache_max_bytes)
         key = cache.key(
             dataset.fingerprint,
-            parts.prefix,
+            parts.prefix_fingerprint,
             parts.prefix.layers[-1].name,
             policy=spec.dtype_policy,
             preprocess=dataset.preprocess.to_json(),
@@ -142,12 +144,19 @@ def train(
     }
     grads = None
     last_saved = time.monotonic()
+    best_weights: Weights | None = None  # of the best epoch, until a checkpoint writes them
+
+    def checkpoint(position: dict) -> None:
+        nonlocal last_saved, best_weights
+        if best_weights is not None:  # first: the checkpoint's best epoch must be the one on disk
+            save_weights(best_weights, run_dir / BEST_WEIGHTS_FILE)
+            best_weights = None
+        save_checkpoint(checkpoint_dir, state_vars, position)
+        last_saved = time.monotonic()
 
     def save_if_due(position: dict, force: bool = False) -> None:
-        nonlocal last_saved
         if force or time.monotonic() - last_saved >= checkpoint_seconds:
-            save_checkpoint(checkpoint_dir, state_vars, position)
-            last_saved = time.monotonic()
+            checkpoint(position)
 
     for epoch in range(state["epoch"], spec.num_epochs + 1):
         if state["stopped_early"]:
@@ -156,7 +165,7 @@ def train(
         for step_in_epoch in range(state["step_in_epoch"], steps_per_epoch):
             if observer.should_stop():
                 position = {**state, "epoch": epoch, "step_in_epoch": step_in_epoch}
-                save_checkpoint(checkpoint_dir, state_vars, position)
+                checkpoint(position)
                 return _result("cancelled", position)
             started = time.perf_counter()
             batch = slice(step_in_epoch * spec.batch_size, (step_in_epoch + 1) * spec.batch_size)
@@ -202,7 +211,7 @@ def train(
             state.update(
                 best_epoch=epoch, best_val_accuracy=evaluation.accuracy, best_val_loss=evaluation.loss
             )
-            save_weights(_trained_weights(parts.model, spec), run_dir / "best_weights.npz")
+            best_weights = _trained_weights(parts.model, spec)
             save_predictions(run_dir, "val", top_predictions(logits, val_rows, dataset.labels[val_rows]))
         seen = max(state["seen"], 1)
         report = EpochReport(
@@ -228,7 +237,7 @@ def train(
         observer.on_epoch(report)
 
     result = _result("succeeded", state)
-    best = read_weights(run_dir / "best_weights.npz")
+    best = read_weights(run_dir / BEST_WEIGHTS_FILE)
     apply_weights(parts.model, best, list(best))
     if len(test_rows):
         test, logits = _evaluate(evaluate_forward, batches, test_rows, dataset)
@@ -288,9 +297,10 @@ def _evaluate(forward, batches: Batches, rows: np.ndarray, dataset: PreparedData
 
 
 def _trained_weights(model, spec: TrainSpec) -> Weights:
-    """Only the trained layers change, so only they are kept for the best epoch."""
+    """Only the trained layers change, so only they are kept for the best epoch: as tensors, which
+    share the variables' memory until the next update writes them (no 67 MB copy per new best)."""
     return {
-        name: tuple(np.asarray(v) for v in model.get_layer(name).get_weights()) for name in spec.train_layers
+        name: tuple(tf.identity(v.value) for v in model.get_layer(name).weights) for name in spec.train_layers
     }
 
 

@@ -50,3 +50,19 @@ def test_a_crash_resumes_exactly_from_the_last_checkpoint(dataset, weights_file,
     losses = [s.loss for s in crashed.steps[: again.info.resumed_from_step]] + [s.loss for s in again.steps]
     assert np.allclose(losses, whole[0], rtol=1e-5, atol=1e-6)
     assert np.allclose(exported(tmp_path)["fc8"][0], whole[1]["fc8"][0], atol=1e-6)
+
+
+def test_the_best_epochs_weights_are_written_with_the_checkpoint_that_records_it(dataset, weights_file,
+                                                                                 tmp_path):  # fmt: skip
+    """Kept in memory at each new best, written once a checkpoint names that epoch (here: the stop)."""
+    from model.checkpoint import read_state
+    from model.weights import read_weights
+
+    one_epoch = SPEC.model_copy(update={"num_epochs": 1})
+    train(one_epoch, dataset, tmp_path / "one", imagenet_weights=weights_file, cache_dir=tmp_path / "c")
+    stopped = Recorder(stop_at_step=3)  # after epoch 1, before a step of epoch 2
+    result = train(SPEC, dataset, tmp_path / "run", imagenet_weights=weights_file, cache_dir=tmp_path / "c",
+                   observer=stopped, checkpoint_seconds=1e9)  # fmt: skip
+    assert result.status == "cancelled" and read_state(tmp_path / "run" / "checkpoint")["best_epoch"] == 1
+    best = read_weights(tmp_path / "run" / "best_weights.npz")
+    assert np.array_equal(best["fc8"][0], exported(tmp_path / "one")["fc8"][0])

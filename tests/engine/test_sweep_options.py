@@ -103,9 +103,10 @@ def test_concurrent_trials_compute_the_features_once(dataset, weights_file, tmp_
     from model.assembly import assemble
     from model.features import Cancelled, FeatureCache
 
-    prefix = assemble(TrainSpec(), 2, dataset.preprocess, weights_file).prefix
+    parts = assemble(TrainSpec(), 2, dataset.preprocess, weights_file)
+    prefix = parts.prefix
     cache = FeatureCache(tmp_path / "cache")
-    key = cache.key(dataset.fingerprint, prefix, prefix.layers[-1].name, policy="float32", preprocess="p")
+    key = cache.key(dataset.fingerprint, parts.prefix_fingerprint, "fc6", policy="float32", preprocess="p")
     computed, results = [], []
 
     def trial():

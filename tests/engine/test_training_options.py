@@ -13,7 +13,7 @@ from model.layout import WEIGHT_LAYERS
 from model.preprocess import PreprocessSpec
 from model.spec import TrainSpec
 from model.training import _better, train
-from model.weights import apply_weights, read_weights, synthetic_weights
+from model.weights import apply_weights, read_weights, synthetic_weights, write_synthetic_weights
 from tests.engine.test_training import Recorder, exported
 
 
@@ -60,11 +60,22 @@ def test_the_cache_key_covers_precision_and_preprocessing(dataset, weights_file,
     parts = assemble(TrainSpec(), 2, PreprocessSpec(), weights_file)
     cache = FeatureCache(tmp_path)
     base = dict(policy="float32", preprocess=PreprocessSpec().to_json())
-    key = cache.key("data", parts.prefix, "fc6", **base)
-    assert key == cache.key("data", parts.prefix, "fc6", **base)
-    assert key != cache.key("data", parts.prefix, "fc6", **{**base, "policy": "mixed_float16"})
+    key = cache.key("data", parts.prefix_fingerprint, "fc6", **base)
+    assert key == cache.key("data", parts.prefix_fingerprint, "fc6", **base)
+    assert key != cache.key("data", parts.prefix_fingerprint, "fc6", **{**base, "policy": "mixed_float16"})
     center = PreprocessSpec(resize="center_crop").to_json()
-    assert key != cache.key("data", parts.prefix, "fc6", **{**base, "preprocess": center})
+    assert key != cache.key("data", parts.prefix_fingerprint, "fc6", **{**base, "preprocess": center})
+
+
+def test_the_prefix_is_named_by_the_weights_files_own_fingerprint(weights_file, tmp_path, monkeypatch):
+    """Hashing the prefix's ~160 MB per job is skipped for a weights file, which stores its hash."""
+    first = assemble(TrainSpec(), 2, PreprocessSpec(), weights_file).prefix_fingerprint
+    other = write_synthetic_weights(tmp_path / "other.npz", seed=1, num_classes=2)
+    assert assemble(TrainSpec(), 2, PreprocessSpec(), other).prefix_fingerprint != first
+    shallower = TrainSpec(train_layers=["fc6", "fc7", "fc8"])
+    assert assemble(shallower, 2, PreprocessSpec(), weights_file).prefix_fingerprint != first
+    monkeypatch.setattr("model.assembly.fingerprint", lambda arrays: pytest.fail("the prefix was hashed"))
+    assert assemble(TrainSpec(), 2, PreprocessSpec(), weights_file).prefix_fingerprint == first
 
 
 def test_the_early_stop_decision_survives_a_crash(dataset, weights_file, tmp_path):
@@ -91,15 +102,17 @@ def test_best_epoch_ties_go_to_the_lower_loss():
     assert not _better(SimpleNamespace(accuracy=0.7, loss=0.1), state)
 
 
-def test_mixed_precision_keeps_lrn_and_normalization_in_float32_on_real_activations(dataset):
+@pytest.mark.parametrize("fast_kernels", [False, True])
+def test_mixed_precision_keeps_lrn_and_normalization_in_float32_on_real_activations(dataset, fast_kernels):
     """He-scaled conv1 on raw pixels: activations of several hundred, as in the real network."""
     weights = synthetic_weights(seed=5, num_classes=2)
     weights["conv1"] = (weights["conv1"][0] * 64, weights["conv1"][1])  # undo the test file's damping
-    full, mixed = build_alexnet(2), build_alexnet(2, dtype_policy="mixed_float16")
+    full = build_alexnet(2)
+    mixed = build_alexnet(2, dtype_policy="mixed_float16", fast_kernels=fast_kernels)
     for model in (full, mixed):
         apply_weights(model, weights, WEIGHT_LAYERS)
-    for name in ("preprocess", "lrn1", "lrn2"):
-        assert mixed.get_layer(name).compute_dtype == "float32", name
+    for name in ("preprocess", "lrn1", "lrn2"):  # fused, they take float16 and compute in float32
+        assert mixed.get_layer(name).compute_dtype == ("float16" if fast_kernels else "float32"), name
     images = np.asarray(dataset.images[:8])
     conv1 = build_probe(full, "conv1")(images).numpy()
     assert conv1.max() > 256  # float16 squares of these overflow
@@ -114,9 +127,13 @@ def build_probe(model, layer):
     return keras.Model(model.input, model.get_layer(layer).output)
 
 
-def test_a_mixed_precision_run_exports_a_float32_graph(dataset, weights_file, tmp_path):
-    spec = TrainSpec(num_epochs=1, batch_size=8, mixed_precision=True)
+@pytest.mark.parametrize("precision", ["bfloat16", "float32"])
+def test_a_run_exports_a_portable_float32_graph(dataset, weights_file, tmp_path, precision):
+    """Training computes with fast kernels (fused LRN, XLA); the export has plain, portable ops."""
+    spec = TrainSpec(num_epochs=1, batch_size=8, precision=precision)
     train(spec, dataset, tmp_path / "run", imagenet_weights=weights_file)
+    ops, compiled = saved_graph_ops(tmp_path / "run" / "export")
+    assert "LRN" in ops and not compiled
     trained = exported(tmp_path / "run")
     reference = build_alexnet(2)
     apply_weights(reference, trained, WEIGHT_LAYERS)
@@ -127,6 +144,19 @@ def test_a_mixed_precision_run_exports_a_float32_graph(dataset, weights_file, tm
     served = load_export(tmp_path / "run" / "export").forward(images)
     assert np.allclose(served, expected, atol=1e-5)  # float16 serving would differ by ~1e-3
     assert read_weights(tmp_path / "run" / "export")["fc7"][0].dtype == np.float32
+
+
+def saved_graph_ops(export_dir) -> tuple[set[str], list[str]]:
+    """The op types in an export's graph and its functions, and the functions marked for XLA."""
+    from tensorflow.core.protobuf import saved_model_pb2
+
+    saved = saved_model_pb2.SavedModel.FromString(
+        (export_dir / "saved_model" / "saved_model.pb").read_bytes()
+    )
+    graph = saved.meta_graphs[0].graph_def
+    ops = {node.op for node in graph.node} | {n.op for f in graph.library.function for n in f.node_def}
+    compiled = [f.signature.name for f in graph.library.function if f.attr["_XlaMustCompile"].b]
+    return ops, compiled
 
 
 def test_the_feature_cache_evicts_the_least_recently_used_entries(dataset, weights_file, tmp_path):
