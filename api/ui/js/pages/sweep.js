@@ -81,10 +81,13 @@ function draw(root, state, sweep) {
     return `<th data-sort="${escape(key)}" class="sortable">${escape(label)}${arrow}</th>`;
   }).join("") + "</tr>";
   const sign = state.descending ? -1 : 1;
+  // equal accuracies rank by loss, lower first, as the server picks the best trial
+  const loss = (t) => value(t, "best_val_loss") ?? Infinity;
+  const tie = state.sortKey === "best_val_accuracy" ? (a, b) => loss(b) - loss(a) : () => 0;
   const rows = [...sweep.trials].sort((a, b) => {
     const [x, y] = [value(a, state.sortKey), value(b, state.sortKey)];
     if (x == null || y == null) return (x == null) - (y == null);  // empty cells last
-    return (x < y ? -1 : x > y ? 1 : 0) * sign;
+    return (x < y ? -1 : x > y ? 1 : tie(a, b)) * sign || 0;
   });
   root.querySelector("tbody").innerHTML = rows.map((t) => {
     const cells = cols.map(([key]) => {
