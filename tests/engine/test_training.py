@@ -211,6 +211,7 @@ def test_export_predicts_exactly_as_trained_and_loads_without_this_package(datas
 
 
 def test_tensorboard_events_hold_scalars_and_histograms(dataset, weights_file, tmp_path):
+    import tensorflow as tf
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     train(TrainSpec(num_epochs=1, batch_size=8), dataset, tmp_path / "run", imagenet_weights=weights_file)
@@ -219,6 +220,11 @@ def test_tensorboard_events_hold_scalars_and_histograms(dataset, weights_file, t
     tags = events.Tags()["tensors"]
     assert {"loss", "accuracy", "epoch_loss"} <= set(tags)
     assert any(tag.endswith("/gradient") for tag in tags) and any("fc7" in tag for tag in tags)
+    kernel = next(tag for tag in tags if "fc7" in tag and "kernel" in tag and "gradient" not in tag)
+    assert events.SummaryMetadata(kernel).plugin_data.plugin_name == "histograms"
+    table = tf.make_ndarray(events.Tensors(kernel)[0].tensor_proto)  # [left, right, count] per bucket
+    assert table.shape == (30, 3) and table[:, 2].sum() == 8192  # fc7's 16M weights, sampled
+    assert (table[:-1, 1] == table[1:, 0]).all() and (table[:, 0] <= table[:, 1]).all()
 
 
 def test_continue_from_an_earlier_export(dataset, weights_file, tmp_path):
