@@ -101,13 +101,17 @@ class FeatureCache:
 
             arrays = []
             stored = storage_dtype(prefix_model)
+            forward = tf.function(  # one function for both passes: traced once, not per pass
+                lambda x: tf.cast(prefix_model(x, training=False), stored), reduce_retracing=True
+            )
+            shape = (len(images), *prefix_model.output.shape[1:])
             for (path, rows, flip), todo in zip(passes, missing):
                 if not todo:
                     arrays.append(_load(path, stored))
                     continue
                 arrays.append(
                     self._compute(
-                        path, images, rows, flip, prefix_model, stored, batch_size, should_stop, report
+                        path, images, rows, flip, forward, shape, stored, batch_size, should_stop, report
                     )
                 )
                 done += len(rows)
@@ -160,16 +164,12 @@ class FeatureCache:
         return path.exists() and rows_path.exists() and bool(np.isin(rows, np.load(rows_path)).all())
 
     def _compute(
-        self, path: Path, images, rows, flip: bool, prefix_model, stored, batch_size, should_stop, report
+        self, path: Path, images, rows, flip: bool, forward, shape, stored, batch_size, should_stop, report
     ):
         rows_path = path.with_suffix(".rows.npy")
-        shape = (len(images), *prefix_model.output.shape[1:])
         tmp = path.with_name(path.stem + ".partial.npy")
         on_disk = np.uint16 if stored == BFLOAT16 else stored  # .npy has no bfloat16: its bits
         out = np.lib.format.open_memmap(tmp, mode="w+", dtype=on_disk, shape=shape)
-        forward = tf.function(
-            lambda x: tf.cast(prefix_model(x, training=False), stored), reduce_retracing=True
-        )
         for start in range(0, len(rows), batch_size):
             if should_stop():
                 del out
