@@ -34,9 +34,11 @@ def save_checkpoint(directory: Path, variables: list, state: dict) -> None:
     """Write atomically: the new checkpoint replaces the old only once it is complete."""
     directory.parent.mkdir(parents=True, exist_ok=True)
     work = directory.with_name(directory.name + ".tmp")
-    work.mkdir(parents=True, exist_ok=True)
-    with open(work / VARIABLES_FILE, "wb") as fh:
-        np.savez(fh, *[np.asarray(v) for v in variables])
+    shutil.rmtree(work, ignore_errors=True)  # what a crash mid-write left
+    work.mkdir(parents=True)
+    if variables:
+        with open(work / VARIABLES_FILE, "wb") as fh:
+            np.savez(fh, *[np.asarray(v) for v in variables])
     (work / STATE_FILE).write_text(json.dumps(state))
     old = directory.with_name(directory.name + ".old")
     if directory.exists():
@@ -93,10 +95,17 @@ def _with_current_defaults(saved: dict | None) -> dict | None:
 
 
 def load_checkpoint(directory: Path, variables: list) -> dict | None:
-    """Restore `variables` in place and return the saved state, or None when there is none."""
+    """Restore `variables` in place and return the saved state, or None when there is none.
+
+    The checkpoint after the last epoch (`training_done`) holds no variables: nothing trains
+    after it, and the test and the export read the best epoch's weights.
+    """
     directory = _existing(directory)
     if directory is None:
         return None
+    state = json.loads((directory / STATE_FILE).read_text())
+    if state.get("training_done"):
+        return state
     with np.load(directory / VARIABLES_FILE) as saved:
         values = [saved[f"arr_{i}"] for i in range(len(saved.files))]
     hint = "it belongs to a run with other layers, optimizer or classes; use a new output folder"
@@ -111,4 +120,4 @@ def load_checkpoint(directory: Path, variables: list) -> dict | None:
                 f"this run needs {tuple(variable.shape)}: {hint}"
             )
         variable.assign(value)
-    return json.loads((directory / STATE_FILE).read_text())
+    return state

@@ -66,3 +66,25 @@ def test_the_best_epochs_weights_are_written_with_the_checkpoint_that_records_it
     assert result.status == "cancelled" and read_state(tmp_path / "run" / "checkpoint")["best_epoch"] == 1
     best = read_weights(tmp_path / "run" / "best_weights.npz")
     assert np.array_equal(best["fc8"][0], exported(tmp_path / "one")["fc8"][0])
+
+
+def test_the_checkpoint_after_the_last_epoch_holds_no_variables(dataset, weights_file, tmp_path, whole):
+    """The checkpoint after the last epoch writes no variables (nothing trains after it); a crash
+    in the test evaluation resumes into it and exports what an uninterrupted run exports."""
+    from model.checkpoint import VARIABLES_FILE, read_state
+
+    class CrashInTest(Recorder):
+        def on_test(self, report):
+            raise Crash()
+
+    with pytest.raises(Crash):
+        train(SPEC, dataset, tmp_path, imagenet_weights=weights_file, cache_dir=tmp_path / "c",
+              observer=CrashInTest())  # fmt: skip
+    assert read_state(tmp_path / "checkpoint")["training_done"]
+    assert not (tmp_path / "checkpoint" / VARIABLES_FILE).exists()
+    again = Recorder()
+    result = train(
+        SPEC, dataset, tmp_path, imagenet_weights=weights_file, cache_dir=tmp_path / "c", observer=again
+    )
+    assert result.status == "succeeded" and again.steps == [] and len(again.tests) == 1
+    assert np.allclose(exported(tmp_path)["fc8"][0], whole[1]["fc8"][0], atol=1e-6)
