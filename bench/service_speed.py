@@ -45,7 +45,7 @@ def main() -> None:
     from model.spec import TrainSpec
     from model.weights import WEIGHTS_FILE_NAME
     from tests.utils.images import class_folder_zip
-    from tests.utils.service import wait_for
+    from tests.utils.service import upload_and_wait, wait_for
 
     work = Path(tempfile.mkdtemp(prefix="finetune-service-bench-"))
     archive = class_folder_zip(work / "pets.zip", per_class=args.per_class)
@@ -58,14 +58,6 @@ def main() -> None:
     try:
         http = httpx.Client(base_url=url, timeout=120)
 
-        def upload(path: Path) -> dict:
-            with open(path, "rb") as fh:
-                created = http.post("/datasets", files={"file": (path.name, fh)}).json()
-            return wait_for(
-                lambda: (d := http.get(f"/datasets/{created['id']}").json())["status"] == "ready" and d,
-                timeout=600,
-            )
-
         def finetune(dataset: dict) -> tuple[dict, float]:
             started = time.perf_counter()
             job = http.post("/jobs", json={"dataset_id": dataset["id"], **spec}).json()
@@ -73,7 +65,10 @@ def main() -> None:
                      timeout=3600, interval=0.1)  # fmt: skip
             return http.get(f"/jobs/{job['id']}").json(), time.perf_counter() - started
 
-        dataset, first_dataset = upload(archive), upload(other)
+        # the split of the local preparation that the naive fit below trains on
+        dataset, first_dataset = (
+            upload_and_wait(http, work, archive=path, fractions=(0.15, 0.15)) for path in (archive, other)
+        )
         first_job, first_s = finetune(first_dataset)
         job, service_s = finetune(dataset)
         metrics = http.get(f"/jobs/{job['id']}/metrics").json()

@@ -56,13 +56,16 @@ def read_sse(response, with_ids: bool = False) -> list[tuple]:
     return [event if with_ids else event[:2] for event in events]
 
 
-def upload_and_wait(http: httpx.Client, tmp_path, per_class: int = 10) -> dict:
-    archive = class_folder_zip(tmp_path / f"pets-{time.monotonic_ns()}.zip", per_class=per_class)
+def upload_and_wait(
+    http: httpx.Client, tmp_path, per_class: int = 10, archive=None, fractions=(0.2, 0.2)
+) -> dict:
+    """Upload a ZIP (generated cats and dogs unless `archive` is given) and wait until it is ready."""
+    archive = archive or class_folder_zip(tmp_path / f"pets-{time.monotonic_ns()}.zip", per_class=per_class)
     with open(archive, "rb") as fh:
         created = http.post(
             "/datasets",
             files={"file": ("pets.zip", fh)},
-            data={"val_fraction": "0.2", "test_fraction": "0.2"},
+            data={"val_fraction": str(fractions[0]), "test_fraction": str(fractions[1])},
         )
     assert created.status_code == 201, created.text
     return wait_for(
