@@ -12,7 +12,6 @@ import tensorflow as tf
 
 from model.alexnet import WEIGHT_LAYERS, build_alexnet, chain_model, split_layers
 from model.preprocess import PreprocessSpec
-from model.schedules import Schedule
 from model.spec import TrainSpec
 from model.weights import (
     Weights,
@@ -132,19 +131,3 @@ def float32_model(model: keras.Model, preprocess: PreprocessSpec) -> keras.Model
             target.assign(source)
     return copy
 
-
-def make_optimizer(spec: TrainSpec, steps_per_epoch: int) -> keras.optimizers.Optimizer:
-    """The optimizer with its schedule (a plain rate when constant: the checkpoint layout of runs
-    without one stays as it was) and decoupled weight decay on kernels only."""
-    rate = spec.learning_rate
-    if spec.lr_schedule != "constant" or spec.warmup_epochs:
-        total = steps_per_epoch * spec.num_epochs
-        rate = Schedule(rate, spec.lr_schedule, steps_per_epoch * spec.warmup_epochs, total)
-    decay = spec.weight_decay or None
-    if spec.optimizer == "adam":
-        optimizer = keras.optimizers.Adam(rate, weight_decay=decay)
-    else:
-        optimizer = keras.optimizers.SGD(rate, momentum=spec.momentum or 0.0, weight_decay=decay)
-    if decay:
-        optimizer.exclude_from_weight_decay(var_names=["bias"])
-    return keras.optimizers.LossScaleOptimizer(optimizer) if spec.loss_scaling else optimizer

@@ -26,6 +26,11 @@ class Batches:
         x[flips] = x[flips][:, :, ::-1, :]
         return x
 
+    def example(self) -> tuple[tuple[int, ...], np.dtype]:
+        """The shape and type of one example in a batch (a cached feature vector, or an image)."""
+        source = self.plain if self.cached else self.images
+        return tuple(source.shape[1:]), source.dtype
+
     def eval_batch(self, rows: np.ndarray) -> np.ndarray:
         return np.asarray((self.plain if self.cached else self.images)[rows])
 

@@ -12,13 +12,14 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
-from model.assembly import assemble, configure_devices, float32_model, make_optimizer
+from model.assembly import assemble, configure_devices, float32_model
 from model.batches import Batches, epoch_order
 from model.checkpoint import check_same_run, load_checkpoint, read_state, save_checkpoint
 from model.dataset import PreparedDataset
 from model.export import export_model
 from model.features import Cancelled, FeatureCache
 from model.metrics import evaluate_logits
+from model.optimizers import make_optimizer
 from model.predictions import save_predictions, top_predictions
 from model.reports import (
     EpochReport,
@@ -120,7 +121,11 @@ def train(
         )
     )
 
-    @tf.function(jit_compile=spec.xla, reduce_retracing=True)
+    # any batch size: the smaller last batch of an epoch reuses the trace (one trace per job, not two)
+    shape, dtype = batches.example()
+    any_x = tf.TensorSpec((None, *shape), dtype)
+
+    @tf.function(jit_compile=spec.xla, input_signature=[any_x, tf.TensorSpec((None,), tf.int32)])
     def train_step(x, y):
         with tf.GradientTape() as tape:
             logits = tf.cast(net(x, training=True), tf.float32)
@@ -136,7 +141,7 @@ def train(
         return loss, accuracy, grad_norm, weights_finite, grads
 
     evaluate_forward = tf.function(
-        lambda x: tf.cast(net(x, training=False), tf.float32), reduce_retracing=True
+        lambda x: tf.cast(net(x, training=False), tf.float32), input_signature=[any_x]
     )
     writers = {
         name: tf.summary.create_file_writer(str(run_dir / "tensorboard" / name))

@@ -5,8 +5,8 @@ import pytest
 import tensorflow as tf
 from pydantic import ValidationError
 
-from model.assembly import make_optimizer
 from model.checkpoint import check_same_run
+from model.optimizers import make_optimizer
 from model.schedules import learning_rate_at
 from model.spec import TrainSpec
 from model.training import image_losses, train
