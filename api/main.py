@@ -24,6 +24,8 @@ from api.routes import (
 from api.routes.ui import install_ui
 from api.schemas import error_responses
 from core.config import get_settings
+from core.storage import Storage
+from model.compile_cache import enable_compile_cache
 
 DESCRIPTION = """Finetune AlexNet on your own labelled images and serve the result.
 
@@ -43,6 +45,7 @@ def create_app() -> FastAPI:
         docs_url=None,  # served by api.routes.ui with local assets: the docs work offline
         redoc_url=None,
     )
+    enable_compile_cache(Storage(settings).compile_cache_dir)  # before the first prediction compiles
     app.state.predictors = PredictorCache(  # exports load lazily, once each; their batcher stops with them
         settings.predictor_cache_size, on_evict=lambda predictor: predictor.forward.close()
     )

@@ -62,5 +62,9 @@ class Storage:
         return self.root / "features"
 
     @property
+    def compile_cache_dir(self) -> Path:
+        return self.root / "compiled"
+
+    @property
     def tmp_dir(self) -> Path:
         return self.root / "tmp"

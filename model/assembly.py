@@ -130,4 +130,3 @@ def float32_model(model: keras.Model, preprocess: PreprocessSpec) -> keras.Model
         for target, source in zip(copy.get_layer(name).weights, model.get_layer(name).weights):
             target.assign(source)
     return copy
-

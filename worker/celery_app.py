@@ -4,7 +4,10 @@ from celery.signals import worker_ready
 
 from core.config import get_settings
 from core.queue import make_celery
+from core.storage import Storage
+from model.compile_cache import enable_compile_cache
 
+enable_compile_cache(Storage(get_settings()).compile_cache_dir)  # before anything compiles
 app = make_celery(get_settings())
 app.conf.include = ["worker.tasks"]
 

@@ -93,5 +93,7 @@ def test_the_same_flow_on_the_embedded_default(tmp_path, weights_file_for_servic
             (data_dir / "broker" / "control").glob("*.exchange")
         )  # kombu's tables: in the data folder
         assert not (Path(__file__).resolve().parents[2] / "control").exists()
+        # the worker's and the API's compiled kernels are kept for their next start
+        assert list((data_dir / "compiled").glob("tf-*/*.pb"))
     finally:
         up.stop()

@@ -53,7 +53,8 @@ class ServiceProcess:
 
 
 def service_env(extra: dict[str, str]) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("FINETUNE_")}
+    # TF_XLA_FLAGS: an app built in the test process names its own compile cache there
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FINETUNE_") and k != "TF_XLA_FLAGS"}
     env.update(extra)
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     env["PYTHONUNBUFFERED"] = "1"
