@@ -68,6 +68,18 @@ def test_the_best_epochs_weights_are_written_with_the_checkpoint_that_records_it
     assert np.array_equal(best["fc8"][0], exported(tmp_path / "one")["fc8"][0])
 
 
+def test_the_export_holds_the_best_epoch_not_the_last(dataset, weights_file, tmp_path, monkeypatch):
+    """The best epoch's weights go from memory into the export (no read back of the file)."""
+    import model.training
+
+    one_epoch = SPEC.model_copy(update={"num_epochs": 1})
+    train(one_epoch, dataset, tmp_path / "one", imagenet_weights=weights_file, cache_dir=tmp_path / "c")
+    monkeypatch.setattr(model.training, "_better", lambda evaluation, state: state["best_epoch"] is None)
+    result = train(SPEC, dataset, tmp_path / "run", imagenet_weights=weights_file, cache_dir=tmp_path / "c")
+    assert result.best_epoch == 1 and result.epochs_completed == 3
+    assert np.array_equal(exported(tmp_path / "run")["fc8"][0], exported(tmp_path / "one")["fc8"][0])
+
+
 def test_the_checkpoint_after_the_last_epoch_holds_no_variables(dataset, weights_file, tmp_path, whole):
     """The checkpoint after the last epoch writes no variables (nothing trains after it); a crash
     in the test evaluation resumes into it and exports what an uninterrupted run exports."""
