@@ -16,7 +16,7 @@ from model.spec import TrainSpec
 from model.weights import (
     Weights,
     WeightsError,
-    apply_weights,
+    check_shapes,
     fingerprint,
     read_weights,
     stored_fingerprint,
@@ -78,6 +78,9 @@ def assemble(spec: TrainSpec, num_classes: int, preprocess: PreprocessSpec, imag
     reinit = set(spec.reinit_layers)
     if source_classes(source) not in (None, num_classes):
         reinit.add("fc8")  # a new set of classes always needs a fresh classifier
+    loaded = [] if source is None else [name for name in WEIGHT_LAYERS if name not in reinit]
+    if source is not None:
+        check_shapes(source, num_classes, loaded)
     model = build_alexnet(
         num_classes,
         spec.dropout_rate,
@@ -86,9 +89,8 @@ def assemble(spec: TrainSpec, num_classes: int, preprocess: PreprocessSpec, imag
         dtype_policy=spec.dtype_policy,
         fast_kernels=True,
         initialize=WEIGHT_LAYERS if source is None else reinit,
+        start_weights={name: source[name] for name in loaded},
     )
-    if source is not None:
-        apply_weights(model, source, [name for name in WEIGHT_LAYERS if name not in reinit])
     for layer in model.layers:
         layer.trainable = layer.name in spec.train_layers
     prefix_layers, head_layers = split_layers(model, spec.first_trainable)

@@ -143,16 +143,17 @@ def _rebuilt_predictor(weights, classes: list[str], preprocess: PreprocessSpec, 
 
     from model.alexnet import WEIGHT_LAYERS, build_alexnet
     from model.precision import dtype_policy
-    from model.weights import apply_weights
+    from model.weights import check_shapes
 
+    check_shapes(weights, len(classes), WEIGHT_LAYERS)
     model = build_alexnet(
         len(classes),
         preprocess=preprocess,
         dtype_policy=dtype_policy(precision),
         fast_kernels=True,
         initialize=(),
+        start_weights=weights,
     )
-    apply_weights(model, weights, WEIGHT_LAYERS)
     forward = tf.function(
         lambda x: tf.nn.softmax(tf.cast(model(x, training=False), tf.float32)), reduce_retracing=True
     )
