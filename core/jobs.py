@@ -18,7 +18,7 @@ from core.errors import (
     JobStateConflict,
     WeightsNotInstalled,
 )
-from core.ownership import get_owned, owned_page
+from core.ownership import get_owned, owned_column, owned_page
 from core.storage import Storage
 from core.tables import JobRow, utcnow
 from model.spec import SpecError, TrainSpec
@@ -80,6 +80,10 @@ def engine_spec(row: JobRow, storage: Storage) -> TrainSpec:
 
 def get_job(session: Session, job_id: str, owner: str | None) -> JobRow:
     return get_owned(session, JobRow, job_id, owner, JobNotFound, "job")
+
+
+def job_status(session: Session, job_id: str, owner: str | None) -> str:
+    return owned_column(session, JobRow.status, job_id, owner, JobNotFound, "job")
 
 
 def list_jobs(

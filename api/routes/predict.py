@@ -45,19 +45,6 @@ async def predict(
         raise InvalidRequest(f"model must be 'imagenet'; got {model!r} (use job_id for a finetuned model)")
     if len(image) > settings.max_predict_images:
         raise InvalidRequest(f"at most {settings.max_predict_images} images per request; got {len(image)}")
-    if job_id is not None:
-        job = await run_in_threadpool(job_service.get_job, session, job_id, owner)  # off the event loop
-        if job.status != "succeeded" or not storage.export_dir(job_id).is_dir():
-            raise JobStateConflict(f"job {job_id} is {job.status}; prediction needs a succeeded job")
-        key, folder = f"job:{job_id}", storage.export_dir(job_id)
-    else:
-        if not settings.weights_path.is_file():
-            raise WeightsNotInstalled(
-                f"model 'imagenet' needs {settings.weights_path}; "
-                f"run `finetune download-weights --to {settings.weights_path}`"
-            )
-        key, folder = "imagenet", settings.weights_path
-    session.close()  # free the connection before the (possibly slow) model work
     payloads = []
     for position, upload in enumerate(image, start=1):
         data = await upload.read(settings.max_predict_bytes + 1)
@@ -66,18 +53,53 @@ async def predict(
         payloads.append(data)
     started = time.perf_counter()
     precision = resolve(precision or settings.predict_precision)
+    target = _Target(session, storage, settings, owner, job_id)
+    # one trip to the thread pool for the lookup and the model: each trip costs the event loop
     predictions = await run_in_threadpool(
-        _predict, request.app.state.predictors, key, folder, payloads, top_k, settings, precision
+        _predict, request.app.state.predictors, target, payloads, top_k, settings, precision
     )
+    key = target.key
     kind = "imagenet" if key == "imagenet" else "job"
     PREDICTIONS.labels(kind).inc(len(predictions))
     PREDICT_SECONDS.labels(kind).observe(time.perf_counter() - started)
     return PredictionsPublic(model=key, precision=precision, predictions=predictions)
 
 
-def _predict(cache, key: str, folder, payloads: list[bytes], top_k: int, settings, precision: str):
+class _Target:
+    """The model a request names: a succeeded job's export (its status read, not its whole row),
+    or the pretrained network."""
+
+    def __init__(self, session, storage, settings, owner: str | None, job_id: str | None):
+        self.session, self.storage, self.settings = session, storage, settings
+        self.owner, self.job_id = owner, job_id
+        self.key = "imagenet" if job_id is None else f"job:{job_id}"
+
+    def folder(self):
+        try:
+            if self.job_id is None:
+                return self._weights()
+            status = job_service.job_status(self.session, self.job_id, self.owner)
+            export = self.storage.export_dir(self.job_id)
+            if status != "succeeded" or not export.is_dir():
+                raise JobStateConflict(f"job {self.job_id} is {status}; prediction needs a succeeded job")
+            return export
+        finally:
+            self.session.close()  # free the connection before the (possibly slow) model work
+
+    def _weights(self):
+        if not self.settings.weights_path.is_file():
+            raise WeightsNotInstalled(
+                f"model 'imagenet' needs {self.settings.weights_path}; "
+                f"run `finetune download-weights --to {self.settings.weights_path}`"
+            )
+        return self.settings.weights_path
+
+
+def _predict(cache, target: _Target, payloads: list[bytes], top_k: int, settings, precision: str):
     from model.export import imagenet_predictor, load_export
     from model.preprocess import ImageError
+
+    key, folder = target.key, target.folder()
 
     def load():
         predictor = (imagenet_predictor if key == "imagenet" else load_export)(folder, precision)
