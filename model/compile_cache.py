@@ -11,7 +11,7 @@ version, because a compiled executable is only valid for the compiler that made 
 from __future__ import annotations
 
 import os
-from importlib.metadata import version
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 FLAG = "--tf_xla_persistent_cache_directory="
@@ -26,7 +26,17 @@ def enable_compile_cache(root: str | os.PathLike) -> Path | None:
     flags = os.environ.get("TF_XLA_FLAGS", "")
     if FLAG in flags:
         return None
-    directory = Path(root).absolute() / f"tf-{version('tensorflow')}"
+    directory = Path(root).absolute() / f"tf-{tensorflow_version()}"
     directory.mkdir(parents=True, exist_ok=True)
     os.environ["TF_XLA_FLAGS"] = f"{flags} {FLAG}{directory}".strip()
     return directory
+
+
+def tensorflow_version() -> str:
+    """The installed TensorFlow's version, read without importing it where pip knows it."""
+    try:
+        return version("tensorflow")
+    except PackageNotFoundError:  # installed under another name (tensorflow-cpu, tf-nightly, ...)
+        import tensorflow as tf
+
+        return tf.__version__

@@ -41,6 +41,19 @@ def test_a_second_process_loads_the_kernels_the_first_compiled(tmp_path):
     assert second.stdout == first.stdout
 
 
+def test_the_folder_is_named_by_tensorflows_version_however_it_was_installed(monkeypatch):
+    import tensorflow as tf
+
+    import model.compile_cache
+
+    def not_installed(name):
+        raise model.compile_cache.PackageNotFoundError(name)
+
+    assert model.compile_cache.tensorflow_version() == tf.__version__
+    monkeypatch.setattr(model.compile_cache, "version", not_installed)
+    assert model.compile_cache.tensorflow_version() == tf.__version__
+
+
 def test_an_operators_own_cache_folder_wins(tmp_path, monkeypatch):
     monkeypatch.setenv("TF_XLA_FLAGS", "--tf_xla_persistent_cache_directory=/elsewhere")
     assert enable_compile_cache(tmp_path) is None
