@@ -92,29 +92,12 @@ class FeatureCache:
         with open(folder / "lock", "w") as lock:
             _wait_for_lock(lock, should_stop)  # one process computes; the others wait, then read
             missing = [not self._complete(path, rows) for path, rows, _ in passes]
-            total = sum(len(rows) for (_, rows, _), todo in zip(passes, missing) if todo)
-            done = 0
-
-            def report(count: int) -> None:
-                if progress:
-                    progress(done + count, total)
-
-            arrays = []
             stored = storage_dtype(prefix_model)
-            forward = tf.function(  # one function for both passes: traced once, not per pass
-                lambda x: tf.cast(prefix_model(x, training=False), stored), reduce_retracing=True
-            )
-            shape = (len(images), *prefix_model.output.shape[1:])
-            for (path, rows, flip), todo in zip(passes, missing):
-                if not todo:
-                    arrays.append(_load(path, stored))
-                    continue
-                arrays.append(
-                    self._compute(
-                        path, images, rows, flip, forward, shape, stored, batch_size, should_stop, report
-                    )
-                )
-                done += len(rows)
+            todo = [one for one, needed in zip(passes, missing) if needed]
+            if todo:
+                shape = (len(images), *prefix_model.output.shape[1:])
+                self._compute(todo, images, prefix_model, shape, stored, batch_size, should_stop, progress)
+            arrays = [_load(path, stored) for path, _, _ in passes]
             os.utime(folder / "lock")  # last use, for LRU eviction
         if any(missing) and self.max_bytes is not None:
             self.evict(keep=key)
@@ -163,35 +146,45 @@ class FeatureCache:
         rows_path = path.with_suffix(".rows.npy")
         return path.exists() and rows_path.exists() and bool(np.isin(rows, np.load(rows_path)).all())
 
-    def _compute(
-        self, path: Path, images, rows, flip: bool, forward, shape, stored, batch_size, should_stop, report
-    ):
-        rows_path = path.with_suffix(".rows.npy")
-        tmp = path.with_name(path.stem + ".partial.npy")
+    def _compute(self, todo, images, prefix_model, shape, stored, batch_size, should_stop, progress):
+        """The missing passes as one stream of (image, flipped or not): batches mix the passes, so
+        only the stream's last batch is padded (to a power of two: few shapes to compile)."""
         on_disk = np.uint16 if stored == BFLOAT16 else stored  # .npy has no bfloat16: its bits
-        out = np.lib.format.open_memmap(tmp, mode="w+", dtype=on_disk, shape=shape)
+        partial = [path.with_name(path.stem + ".partial.npy") for path, _, _ in todo]
+        outs = [np.lib.format.open_memmap(tmp, mode="w+", dtype=on_disk, shape=shape) for tmp in partial]
+        rows = np.concatenate([pass_rows for _, pass_rows, _ in todo])
+        which = np.concatenate([np.full(len(pass_rows), k) for k, (_, pass_rows, _) in enumerate(todo)])
+        flipped = np.array([flip for _, _, flip in todo])[which]
+        forward = tf.function(  # traced once for the stream, not per pass
+            lambda x: tf.cast(prefix_model(x, training=False), stored), reduce_retracing=True
+        )
         for start in range(0, len(rows), batch_size):
             if should_stop():
-                del out
-                tmp.unlink(missing_ok=True)
+                del outs
+                for tmp in partial:
+                    tmp.unlink(missing_ok=True)
                 raise Cancelled()
-            batch_rows = rows[start : start + batch_size]
-            batch = images[batch_rows]
-            if flip:
-                batch = batch[:, :, ::-1, :]
+            part = slice(start, start + batch_size)
+            batch = images[rows[part]]
+            batch[flipped[part]] = batch[flipped[part]][:, :, ::-1, :]
             padding = (1 << (len(batch) - 1).bit_length()) - len(batch)
             if padding:
                 batch = np.concatenate([batch, np.zeros((padding, *batch.shape[1:]), batch.dtype)])
-            out[batch_rows] = forward(tf.constant(batch)).numpy()[: len(batch_rows)].view(on_disk)
-            report(min(start + batch_size, len(rows)))
-        out.flush()
-        del out
-        rows_path.unlink(missing_ok=True)  # the rows file is written last: it marks the data complete
-        os.replace(tmp, path)
-        rows_tmp = rows_path.with_name(rows_path.stem + ".partial.npy")
-        np.save(rows_tmp, rows)
-        os.replace(rows_tmp, rows_path)
-        return _load(path, stored)
+            features = forward(tf.constant(batch)).numpy()[: len(batch) - padding].view(on_disk)
+            for k, out in enumerate(outs):
+                mine = which[part] == k
+                out[rows[part][mine]] = features[mine]
+            if progress:
+                progress(min(start + batch_size, len(rows)), len(rows))
+        for out, tmp, (path, pass_rows, _) in zip(outs, partial, todo):
+            out.flush()
+            rows_path = path.with_suffix(".rows.npy")
+            rows_path.unlink(missing_ok=True)  # the rows file is written last: it marks the data complete
+            os.replace(tmp, path)
+            rows_tmp = rows_path.with_name(rows_path.stem + ".partial.npy")
+            np.save(rows_tmp, pass_rows)
+            os.replace(rows_tmp, rows_path)
+        del outs
 
 
 def storage_dtype(prefix_model) -> np.dtype:

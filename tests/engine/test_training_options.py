@@ -59,6 +59,41 @@ def test_the_feature_phase_reports_one_total(dataset, weights_file, tmp_path):
     assert recorder.phases[-1] == ("features", 44, 44)
 
 
+def test_the_feature_passes_share_batches_and_survive_a_cancel(dataset, weights_file, tmp_path):
+    """Plain and flipped images go through the prefix in one stream of batches; what they give
+    equals each image's own forward pass. A cancel leaves nothing behind; a pass already stored is
+    not computed again."""
+    import tensorflow as tf
+
+    from model.features import Cancelled
+
+    prefix = assemble(TrainSpec(precision="float32"), 2, dataset.preprocess, weights_file).prefix
+    train_rows = dataset.indices("train")
+    images = np.asarray(dataset.images)
+    cache = FeatureCache(tmp_path / "cache")
+    calls = []
+
+    def stop_after_a_batch():
+        calls.append(1)
+        return len(calls) > 1
+
+    with pytest.raises(Cancelled):
+        cache.features("k", dataset.images, prefix, train_rows, batch_size=16, should_stop=stop_after_a_batch)
+    assert sorted(p.name for p in (tmp_path / "cache" / "k").iterdir()) == ["dataset", "lock"]
+
+    totals = []
+    plain, _ = cache.features("k", dataset.images, prefix, None, batch_size=16,
+                              progress=lambda done, total: totals.append(total))  # fmt: skip
+    plain, flipped = cache.features("k", dataset.images, prefix, train_rows, batch_size=16,
+                                    progress=lambda done, total: totals.append(total))  # fmt: skip
+    assert set(totals) == {len(images), len(train_rows)}  # the plain pass was not computed again
+    want_plain = prefix(tf.constant(images), training=False).numpy()
+    want_flipped = prefix(tf.constant(images[train_rows][:, :, ::-1]), training=False).numpy()
+    np.testing.assert_allclose(plain, want_plain, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(flipped[train_rows], want_flipped, rtol=1e-5, atol=1e-5)
+    assert not np.asarray(flipped)[np.setdiff1d(np.arange(len(images)), train_rows)].any()
+
+
 def test_the_cache_key_covers_precision_and_preprocessing(dataset, weights_file, tmp_path):
     parts = assemble(TrainSpec(), 2, PreprocessSpec(), weights_file)
     cache = FeatureCache(tmp_path)
