@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import statistics
 import tempfile
 import time
@@ -22,6 +23,17 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from bench.embedded import start_service  # noqa: E402
+
+
+def process_cpu_seconds(pid: int) -> float:
+    """User + system CPU of a process so far (its threads included, its children not)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def own_cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -70,8 +82,11 @@ def main() -> None:
             post(http)
         over_http = [post(http) for _ in range(args.requests)]
 
-        def throughput(clients: int, precision: str = "float32") -> tuple[float, int]:
+        cpu_per_request: dict[str, tuple[float, float]] = {}  # (API process, clients) ms of CPU
+
+        def throughput(clients: int, precision: str = "float32", batching: str = "on") -> tuple[float, int]:
             deadline = time.perf_counter() + args.seconds
+            api_before, own_before = process_cpu_seconds(up.process.pid), own_cpu_seconds()
 
             def loop(_):
                 done, errors = 0, 0
@@ -87,6 +102,11 @@ def main() -> None:
             started = time.perf_counter()
             with ThreadPoolExecutor(clients) as pool:
                 results = list(pool.map(loop, range(clients)))
+            done = max(sum(r[0] for r in results), 1)
+            cpu_per_request[f"{precision}, batching {batching}, {clients}"] = (
+                (process_cpu_seconds(up.process.pid) - api_before) / done * 1e3,
+                (own_cpu_seconds() - own_before) / done * 1e3,
+            )
             return sum(r[0] for r in results) / (time.perf_counter() - started), sum(r[1] for r in results)
 
         one, one_errors = throughput(1)
@@ -104,8 +124,8 @@ def main() -> None:
         http = httpx.Client(base_url=base, timeout=120)
         for _ in range(5):
             post(http)
-        one_unbatched, _ = throughput(1)
-        sixteen_unbatched, unbatched_errors = throughput(16)
+        one_unbatched, _ = throughput(1, batching="off")
+        sixteen_unbatched, unbatched_errors = throughput(16, batching="off")
     finally:
         up.stop()
 
@@ -122,6 +142,10 @@ def main() -> None:
           f"p99 {percentile(latencies_bf16, 99) * 1e3:.2f} ms; 1 client {one_bf16:6.1f} req/s, "
           f"16 clients {sixteen_bf16:6.1f} req/s "
           f"({sixteen_bf16 / one_bf16:.2f}x; {bf16_errors} errors)")  # fmt: skip
+    print("CPU per request while 16 clients ran, ms in the API process / in the benchmark's clients:")
+    for name, (api, own) in cpu_per_request.items():
+        if name.endswith(", 16"):
+            print(f"    {name.removesuffix(', 16')}: {api:.1f} / {own:.1f}")
     print(f"micro-batching off: 1 client {one_unbatched:6.1f} req/s, "
           f"16 clients {sixteen_unbatched:6.1f} req/s "
           f"({sixteen_unbatched / one_unbatched:.2f}x; {unbatched_errors} errors)")  # fmt: skip
