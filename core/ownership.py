@@ -8,6 +8,11 @@ from sqlalchemy.orm import Session
 from core.errors import NotFound
 
 
+def owned_by(table, owner: str | None):
+    """The SQL condition for `owner`'s rows (rows made without a token have no owner)."""
+    return table.owner.is_(None) if owner is None else table.owner == owner
+
+
 def get_owned(session: Session, table, row_id: str, owner: str | None, not_found: type[NotFound], noun: str):
     row = session.get(table, row_id)
     if row is None or row.owner != owner:
@@ -21,8 +26,7 @@ def owned_column(
     """One column of an owned row, as `get_owned` finds it, without loading the row: for the hot
     path of /predict, which needs only the job's status."""
     table = column.class_
-    owned = table.owner.is_(None) if owner is None else table.owner == owner
-    found = session.execute(select(column).where(table.id == row_id, owned)).first()
+    found = session.execute(select(column).where(table.id == row_id, owned_by(table, owner))).first()
     if found is None:
         raise not_found(f"no {noun} with id {row_id}")
     return found[0]
@@ -32,7 +36,7 @@ def owned_page(
     session: Session, table, owner: str | None, offset: int, limit: int, *filters, order_by
 ) -> tuple[list, int]:
     """One page of the owner's rows, and how many there are in all."""
-    query = select(table).where(table.owner.is_(None) if owner is None else table.owner == owner, *filters)
+    query = select(table).where(owned_by(table, owner), *filters)
     count = session.scalar(select(func.count()).select_from(query.subquery())) or 0
     rows = session.scalars(query.order_by(*order_by).offset(offset).limit(limit)).all()
     return list(rows), count
