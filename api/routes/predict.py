@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import time
+from functools import partial
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, File, Form, Request, UploadFile
@@ -53,53 +54,43 @@ async def predict(
         payloads.append(data)
     started = time.perf_counter()
     precision = resolve(precision or settings.predict_precision)
-    target = _Target(session, storage, settings, owner, job_id)
+    key = "imagenet" if job_id is None else f"job:{job_id}"
+    locate = partial(_model_folder, session, storage, settings, owner, job_id)
     # one trip to the thread pool for the lookup and the model: each trip costs the event loop
     predictions = await run_in_threadpool(
-        _predict, request.app.state.predictors, target, payloads, top_k, settings, precision
+        _predict, request.app.state.predictors, key, locate, payloads, top_k, settings, precision
     )
-    key = target.key
     kind = "imagenet" if key == "imagenet" else "job"
     PREDICTIONS.labels(kind).inc(len(predictions))
     PREDICT_SECONDS.labels(kind).observe(time.perf_counter() - started)
     return PredictionsPublic(model=key, precision=precision, predictions=predictions)
 
 
-class _Target:
-    """The model a request names: a succeeded job's export (its status read, not its whole row),
-    or the pretrained network."""
-
-    def __init__(self, session, storage, settings, owner: str | None, job_id: str | None):
-        self.session, self.storage, self.settings = session, storage, settings
-        self.owner, self.job_id = owner, job_id
-        self.key = "imagenet" if job_id is None else f"job:{job_id}"
-
-    def folder(self):
-        try:
-            if self.job_id is None:
-                return self._weights()
-            status = job_service.job_status(self.session, self.job_id, self.owner)
-            export = self.storage.export_dir(self.job_id)
-            if status != "succeeded" or not export.is_dir():
-                raise JobStateConflict(f"job {self.job_id} is {status}; prediction needs a succeeded job")
-            return export
-        finally:
-            self.session.close()  # free the connection before the (possibly slow) model work
-
-    def _weights(self):
-        if not self.settings.weights_path.is_file():
-            raise WeightsNotInstalled(
-                f"model 'imagenet' needs {self.settings.weights_path}; "
-                f"run `finetune download-weights --to {self.settings.weights_path}`"
-            )
-        return self.settings.weights_path
+def _model_folder(session, storage, settings, owner: str | None, job_id: str | None):
+    """What a request names: a succeeded job's export (its status read, not its whole row), or the
+    pretrained weights. The session is closed before the (possibly slow) model work."""
+    try:
+        if job_id is None:
+            if not settings.weights_path.is_file():
+                raise WeightsNotInstalled(
+                    f"model 'imagenet' needs {settings.weights_path}; "
+                    f"run `finetune download-weights --to {settings.weights_path}`"
+                )
+            return settings.weights_path
+        status = job_service.job_status(session, job_id, owner)
+        export = storage.export_dir(job_id)
+        if status != "succeeded" or not export.is_dir():
+            raise JobStateConflict(f"job {job_id} is {status}; prediction needs a succeeded job")
+        return export
+    finally:
+        session.close()
 
 
-def _predict(cache, target: _Target, payloads: list[bytes], top_k: int, settings, precision: str):
+def _predict(cache, key: str, locate, payloads: list[bytes], top_k: int, settings, precision: str):
     from model.export import imagenet_predictor, load_export
     from model.preprocess import ImageError
 
-    key, folder = target.key, target.folder()
+    folder = locate()
 
     def load():
         predictor = (imagenet_predictor if key == "imagenet" else load_export)(folder, precision)
