@@ -26,13 +26,17 @@ class Batches:
         x[flips] = x[flips][:, :, ::-1, :]
         return x
 
+    @property
+    def _examples(self) -> np.ndarray:
+        """What a batch is made of: the cached features, or the images."""
+        return self.plain if self.cached else self.images
+
     def example(self) -> tuple[tuple[int, ...], np.dtype]:
         """The shape and type of one example in a batch (a cached feature vector, or an image)."""
-        source = self.plain if self.cached else self.images
-        return tuple(source.shape[1:]), source.dtype
+        return tuple(self._examples.shape[1:]), self._examples.dtype
 
     def eval_batch(self, rows: np.ndarray) -> np.ndarray:
-        return np.asarray((self.plain if self.cached else self.images)[rows])
+        return np.asarray(self._examples[rows])
 
 
 def epoch_order(seed: int, epoch: int, train_rows: np.ndarray, flip: bool) -> tuple[np.ndarray, np.ndarray]:
