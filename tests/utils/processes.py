@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -76,10 +77,12 @@ def wait_until_ready(base_url: str, processes: list[ServiceProcess], timeout: fl
     raise TimeoutError(f"{base_url} not ready within {timeout} s")
 
 
-def wait_for_log(process: ServiceProcess, text: str, timeout: float = 90.0) -> None:
+def wait_for_log(process: ServiceProcess, text: str | re.Pattern, timeout: float = 90.0) -> None:
+    """Until the log holds `text` (a string, or a pattern searched for)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if text in process.output():
+        output = process.output()
+        if text.search(output) if isinstance(text, re.Pattern) else text in output:
             return
         if process.process.poll() is not None:
             raise RuntimeError(f"{process.args} exited:\n{process.output()[-4000:]}")
