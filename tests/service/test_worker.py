@@ -63,8 +63,14 @@ def test_a_live_lease_keeps_a_second_delivery_out(client, tmp_path):
     assert run_job(job_id, get_settings()) == "succeeded"
 
 
+# long enough that a cancel or stop, seen within 0.2 s, lands mid-run: 6 epochs (18 steps) of this
+# dataset now finish in well under a second, sometimes before the request is seen
+EPOCHS = 30
+STEPS = 3 * EPOCHS
+
+
 def test_cancel_stops_a_running_job_within_a_step_and_resume_finishes_it(client, tmp_path):
-    job_id = create_job(client, tmp_path, num_epochs=6)
+    job_id = create_job(client, tmp_path, num_epochs=EPOCHS)
     outcome = {}
     thread = threading.Thread(target=lambda: outcome.setdefault("first", run_job(job_id, get_settings())))
     thread.start()
@@ -74,17 +80,17 @@ def test_cancel_stops_a_running_job_within_a_step_and_resume_finishes_it(client,
     assert outcome["first"] == "cancelled"
     job = client.get(f"/jobs/{job_id}").json()
     steps_done = count(TrainMetricRow, job_id)
-    assert job["status"] == "cancelled" and steps_done < 18
+    assert job["status"] == "cancelled" and steps_done < STEPS
     assert client.post(f"/jobs/{job_id}/resume").status_code == 202
     assert run_job(job_id, get_settings()) == "succeeded"
     steps = [p["step"] for p in client.get(f"/jobs/{job_id}/metrics").json()["train"]]
-    assert steps == list(range(1, 19))  # no step missing, none twice
+    assert steps == list(range(1, STEPS + 1))  # no step missing, none twice
     assert client.get(f"/jobs/{job_id}").json()["attempts"] == 1  # counted again from the resume
 
 
 def test_a_stop_request_gives_the_job_back_to_the_queue(client, tmp_path):
     """What SIGTERM does on a worker: checkpoint, back to `queued`, a new message for another worker."""
-    job_id = create_job(client, tmp_path, num_epochs=6)
+    job_id = create_job(client, tmp_path, num_epochs=EPOCHS)
     outcome = {}
     thread = threading.Thread(target=lambda: outcome.setdefault("first", run_job(job_id, get_settings())))
     thread.start()
