@@ -100,13 +100,20 @@ class GroupedConv2D(keras.layers.Conv2D):
 
 @functools.cache
 def native_grouped_convolution() -> bool:
-    """Whether TensorFlow runs (and differentiates) a grouped convolution here: tried once."""
-    images, kernel = tf.ones([1, 3, 3, 4]), tf.ones([1, 1, 2, 4])
-    try:
+    """Whether TensorFlow runs (and differentiates) a grouped convolution here: tried once, in a
+    graph, since graph rewrites fuse convolution, bias and ReLU into a kernel that may not have
+    groups (without oneDNN: "Fused conv implementation does not support grouped convolutions")."""
+
+    @tf.function
+    def grouped_step(images, kernel, bias):
         with tf.GradientTape() as tape:
-            tape.watch([images, kernel])
-            output = tf.nn.conv2d(images, kernel, 1, "VALID")
-        tape.gradient(output, [images, kernel])
+            tape.watch([images, kernel, bias])
+            output = tf.nn.relu(tf.nn.bias_add(tf.nn.conv2d(images, kernel, 1, "VALID"), bias))
+        return output, tape.gradient(output, [images, kernel, bias])
+
+    try:
+        with tf.init_scope():  # run it now, also when first asked while a caller is being traced
+            grouped_step(tf.ones([1, 3, 3, 4]), tf.ones([1, 1, 2, 4]), tf.ones([4]))
         return True
     except (tf.errors.UnimplementedError, tf.errors.InvalidArgumentError, tf.errors.NotFoundError):
         return False
