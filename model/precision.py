@@ -1,8 +1,9 @@
 """Which precision a run computes in: `auto` resolved against the hardware it runs on.
 
 bfloat16 where the hardware runs it natively: an NVIDIA GPU of compute capability 8.0 or newer,
-or an x86 CPU with AMX or AVX512_BF16 while oneDNN is on (TensorFlow's own bfloat16 kernels,
-without oneDNN, are far slower than float32); float16 on older NVIDIA GPUs; float32 elsewhere.
+or an x86 CPU with AMX or AVX512_BF16 while oneDNN is on (`model/cpu_kernels.py` turns it on for
+x86; TensorFlow's own bfloat16 kernels, without oneDNN, are far slower than float32); float16 on
+older NVIDIA GPUs; float32 elsewhere.
 Variables stay float32 under every policy; LRN, the input normalization and the logits compute
 in float32, and exports are float32 graphs.
 """
@@ -38,7 +39,7 @@ def _auto() -> str:
 
 
 def cpu_runs_bfloat16(cpuinfo: str | None = None, onednn: str | None = None) -> bool:
-    """True on an x86 CPU with AMX or AVX512_BF16 flags while oneDNN is on (its default on x86)."""
+    """True on an x86 CPU with AMX or AVX512_BF16 flags while oneDNN is on (the engine's default on x86)."""
     onednn = os.environ.get("TF_ENABLE_ONEDNN_OPTS", "1") if onednn is None else onednn
     if onednn.strip().lower() in ("0", "false", "off"):
         return False
