@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+from concurrent.futures import ThreadPoolExecutor
 
 import keras
 import tensorflow as tf
@@ -86,7 +87,7 @@ class GroupedConv2D(keras.layers.Conv2D):
     def convolution_op(self, inputs, kernel):
         strides, padding = list(self.strides), self.padding.upper()
         dilations = list(self.dilation_rate)
-        if self.native and native_grouped_convolution():
+        if self.native and native_grouped_convolution(inputs.dtype.name):
             return tf.nn.conv2d(inputs, kernel, strides=strides, padding=padding, dilations=dilations)
         outputs = [
             tf.nn.conv2d(x, k, strides=strides, padding=padding, dilations=dilations)
@@ -99,21 +100,33 @@ class GroupedConv2D(keras.layers.Conv2D):
 
 
 @functools.cache
-def native_grouped_convolution() -> bool:
-    """Whether TensorFlow runs (and differentiates) a grouped convolution here: tried once, in a
-    graph, since graph rewrites fuse convolution, bias and ReLU into a kernel that may not have
-    groups (without oneDNN: "Fused conv implementation does not support grouped convolutions")."""
+def native_grouped_convolution(dtype: str = "float32") -> bool:
+    """Whether TensorFlow runs and differentiates a grouped convolution in `dtype` here, in a graph
+    and eagerly: tried once per dtype. In graphs, rewrites fuse convolution, bias and ReLU into a
+    kernel that may have no groups (without oneDNN: "Fused conv implementation does not support
+    grouped convolutions"); oneDNN hands bfloat16 back to TensorFlow's own kernels on CPUs without
+    AVX-512, whose gradients have no groups.
 
-    @tf.function
-    def grouped_step(images, kernel, bias):
+    The probe runs in a thread of its own: eager and outside any caller's trace or gradient tape
+    (it is first asked while a layer is traced; `tf.init_scope` would also pause the probe's tape).
+    """
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(_grouped_convolution_runs, dtype).result()
+
+
+def _grouped_convolution_runs(dtype: str) -> bool:
+    def step(images, kernel, bias):
         with tf.GradientTape() as tape:
             tape.watch([images, kernel, bias])
             output = tf.nn.relu(tf.nn.bias_add(tf.nn.conv2d(images, kernel, 1, "VALID"), bias))
         return output, tape.gradient(output, [images, kernel, bias])
 
+    inputs = [tf.ones(shape, dtype) for shape in ([1, 3, 3, 4], [1, 1, 2, 4], [4])]
     try:
-        with tf.init_scope():  # run it now, also when first asked while a caller is being traced
-            grouped_step(tf.ones([1, 3, 3, 4]), tf.ones([1, 1, 2, 4]), tf.ones([4]))
+        for run in (tf.function(step), step):
+            _, gradients = run(*inputs)
+            if any(gradient is None for gradient in gradients):
+                return False
         return True
     except (tf.errors.UnimplementedError, tf.errors.InvalidArgumentError, tf.errors.NotFoundError):
         return False

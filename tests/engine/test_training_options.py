@@ -45,7 +45,9 @@ def test_cached_and_uncached_training_are_the_same(dataset, weights_file, tmp_pa
         train(spec, dataset, tmp_path / str(cached), imagenet_weights=weights_file, observer=recorder)
         assert recorder.info.feature_cache == ("cached" if cached else None)
         runs[cached] = ([s.loss for s in recorder.steps], exported(tmp_path / str(cached)))
-    assert np.allclose(runs[True][0], runs[False][0], rtol=1e-4, atol=1e-5)
+    # the prefix runs at other batch sizes with and without the cache (256 rows against 8), which
+    # oneDNN's AVX2 kernels round differently in the last bits; two epochs grow that to ~1.5e-4
+    assert np.allclose(runs[True][0], runs[False][0], rtol=1e-3, atol=1e-5)
     for name in train_layers:
         assert np.allclose(runs[True][1][name][0], runs[False][1][name][0], atol=1e-5), name
 
