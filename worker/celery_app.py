@@ -30,5 +30,4 @@ def warm_up() -> None:
     from model.layers import native_grouped_convolution
     from model.precision import resolve
 
-    resolve("auto")
-    native_grouped_convolution()
+    native_grouped_convolution(resolve("auto"))  # the compute dtype `precision: auto` picks here
