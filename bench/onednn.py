@@ -3,7 +3,8 @@
 TensorFlow reads TF_ENABLE_ONEDNN_OPTS once, so each side runs in fresh processes, alternating
 (off, on, off, on, ...), and each figure is the median of its rounds. The workloads are what a job
 spends its time on, in float32 with the fast kernels training uses: the frozen prefix (conv1 …
-fc6) at batch 64, and one fc7+fc8 step (forward, gradients, fused momentum update) at batch 128.
+fc6) at batch 64, and one fc7+fc8 step (forward, gradients, fused momentum update) at batch 128;
+and fc7's forward product alone, against the same product with the kernel stored transposed.
 `model.cpu_kernels` turns oneDNN on for every x86 CPU; TensorFlow alone does so only on CPUs with
 AVX512_VNNI, AVX512_BF16, AVX_VNNI or AMX.
 
@@ -54,24 +55,27 @@ def step():
     optimizer.apply_gradients(zip(tape.gradient(loss, head.trainable_variables), head.trainable_variables))
     return loss
 
-print(_pywrap_util_port.IsMklEnabled(), 64 / per_call(forward, 5), per_call(step, 20) * 1e3)
+kernel = tf.constant(np.random.default_rng(2).random((4096, 4096), dtype=np.float32))
+products = [tf.function(lambda b=b: tf.matmul(features, kernel, transpose_b=b)) for b in (False, True)]
+print(_pywrap_util_port.IsMklEnabled(), 64 / per_call(forward, 5), per_call(step, 20) * 1e3,
+      *(per_call(product, 20) * 1e3 for product in products))
 """
 
 
-def run(onednn: str) -> tuple[bool, float, float]:
+def run(onednn: str) -> tuple[bool, float, float, float, float]:
     env = {**os.environ, "TF_ENABLE_ONEDNN_OPTS": onednn, "TF_CPP_MIN_LOG_LEVEL": "2"}
     done = subprocess.run(
         [sys.executable, "-c", WORKLOAD], cwd=ROOT, env=env, capture_output=True, text=True, check=True
     )
-    enabled, rate, step_ms = done.stdout.split()
-    return enabled == "True", float(rate), float(step_ms)
+    enabled, *figures = done.stdout.split()
+    return (enabled == "True", *map(float, figures))
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rounds", type=int, default=2)
     args = parser.parse_args()
-    results: dict[str, list[tuple[bool, float, float]]] = {"0": [], "1": []}
+    results: dict[str, list[tuple[bool, float, float, float, float]]] = {"0": [], "1": []}
     for _ in range(args.rounds):
         for onednn in ("0", "1"):
             results[onednn].append(run(onednn))
@@ -81,11 +85,12 @@ def main() -> None:
     print(f"{os.cpu_count()} cores; CPU flags: {' '.join(shown) or 'unknown'}; {args.rounds} rounds")
     medians = {}
     for onednn, rows in results.items():
-        assert all(enabled == (onednn == "1") for enabled, _, _ in rows), "the switch did not take"
-        medians[onednn] = statistics.median(r[1] for r in rows), statistics.median(r[2] for r in rows)
+        assert all(row[0] == (onednn == "1") for row in rows), "the switch did not take"
+        medians[onednn] = [statistics.median(row[i] for row in rows) for i in range(1, 5)]
         name = "oneDNN" if onednn == "1" else "Eigen (oneDNN off)"
-        rate, step_ms = medians[onednn]
+        rate, step_ms, plain_ms, transposed_ms = medians[onednn]
         print(f"{name:20s} frozen prefix {rate:6.1f} img/s   fc7+fc8 step {step_ms:6.1f} ms")
+        print(f"{'':20s} 128x4096 by 4096x4096 {plain_ms:5.1f} ms, by its transpose {transposed_ms:5.1f} ms")
     print(f"oneDNN / Eigen: prefix {medians['1'][0] / medians['0'][0]:.2f}x as fast, "
           f"step {medians['0'][1] / medians['1'][1]:.2f}x as fast")  # fmt: skip
 
