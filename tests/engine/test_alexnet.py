@@ -1,7 +1,4 @@
 import os
-import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -11,8 +8,7 @@ from model.layout import WEIGHT_LAYERS
 from model.preprocess import PreprocessSpec, normalize
 from model.weights import apply_weights, read_weights
 from tests.utils import reference_alexnet
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.utils.processes import run_python
 
 
 def test_layers_are_named_and_shaped_like_bvlc_alexnet():
@@ -130,9 +126,7 @@ def test_native_grouped_convolutions_run_with_and_without_onednn(onednn):
     groups, and without AVX-512 oneDNN leaves bfloat16 to kernels whose gradients have no groups:
     the probe must see both and split instead (AMD CPUs with AVX2 run that way)."""
     env = {**os.environ, "TF_ENABLE_ONEDNN_OPTS": onednn, "TF_CPP_MIN_LOG_LEVEL": "2"}
-    done = subprocess.run(
-        [sys.executable, "-c", GROUPED_IN_A_GRAPH], cwd=ROOT, env=env, capture_output=True, text=True
-    )
+    done = run_python(GROUPED_IN_A_GRAPH, env=env)
     assert done.returncode == 0, done.stderr[-2000:]
     (native32, difference32), (_, difference16) = (line.split() for line in done.stdout.splitlines())
     assert native32 == ("True" if onednn == "1" else "False")

@@ -2,13 +2,12 @@
 
 import os
 import subprocess
-import sys
 from importlib.metadata import version
 from pathlib import Path
 
 from model.compile_cache import enable_compile_cache
+from tests.utils.processes import run_python
 
-ROOT = Path(__file__).resolve().parents[2]
 # a fresh process that runs the fused LRN (an XLA kernel) once, with the cache under argv[1]
 PROGRAM = """
 import sys
@@ -24,9 +23,7 @@ print(float(tf.reduce_sum(_fused_lrn(x, 2, 1e-4, 1.0))))
 def run_once(cache: Path) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if k != "TF_XLA_FLAGS"}
     env |= {"TF_CPP_MIN_LOG_LEVEL": "0", "TF_CPP_VMODULE": "device_executable_persistor=1"}
-    return subprocess.run(
-        [sys.executable, "-c", PROGRAM, str(cache)], cwd=ROOT, env=env, capture_output=True, text=True
-    )
+    return run_python(PROGRAM, str(cache), env=env)
 
 
 def test_a_second_process_loads_the_kernels_the_first_compiled(tmp_path):

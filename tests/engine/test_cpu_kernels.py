@@ -3,15 +3,12 @@ TF_ENABLE_ONEDNN_OPTS wins."""
 
 import os
 import platform
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
 from model.cpu_kernels import X86, prefer_onednn
+from tests.utils.processes import run_python
 
-ROOT = Path(__file__).resolve().parents[2]
 PROGRAM = """
 import os, model, tensorflow
 from tensorflow.python.util import _pywrap_util_port
@@ -21,9 +18,7 @@ print(os.environ.get("TF_ENABLE_ONEDNN_OPTS"), _pywrap_util_port.IsMklEnabled())
 
 def fresh_process(**env) -> list[str]:
     base = {k: v for k, v in os.environ.items() if k != "TF_ENABLE_ONEDNN_OPTS"}
-    done = subprocess.run(
-        [sys.executable, "-c", PROGRAM], cwd=ROOT, env=base | env, capture_output=True, text=True
-    )
+    done = run_python(PROGRAM, env=base | env)
     assert done.returncode == 0, done.stderr[-2000:]
     return done.stdout.split()
 

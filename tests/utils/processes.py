@@ -53,6 +53,14 @@ class ServiceProcess:
         return self.log_path.read_text(errors="replace")
 
 
+def run_python(program: str, *args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
+    """`python -c program args...` in a fresh process at the repository root with `env` as its whole
+    environment: for what TensorFlow reads once, when it is imported."""
+    return subprocess.run(
+        [sys.executable, "-c", program, *args], cwd=ROOT, env=env, capture_output=True, text=True
+    )
+
+
 def service_env(extra: dict[str, str]) -> dict[str, str]:
     # TF_XLA_FLAGS: an app built in the test process names its own compile cache there
     env = {k: v for k, v in os.environ.items() if not k.startswith("FINETUNE_") and k != "TF_XLA_FLAGS"}
