@@ -20,6 +20,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from model.precision import cpu_flags
+
 ROOT = Path(__file__).resolve().parents[1]
 WORKLOAD = """
 import time, numpy as np, tensorflow as tf, keras
@@ -79,9 +81,7 @@ def main() -> None:
     for _ in range(args.rounds):
         for onednn in ("0", "1"):
             results[onednn].append(run(onednn))
-    flags = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").is_file() else ""
-    line = next((row for row in flags.splitlines() if row.startswith("flags")), "")
-    shown = sorted({f for f in line.split() if f.startswith(("avx512", "amx", "avx_vnni", "avx2"))})
+    shown = sorted(f for f in cpu_flags() if f.startswith(("avx512", "amx", "avx_vnni", "avx2")))
     print(f"{os.cpu_count()} cores; CPU flags: {' '.join(shown) or 'unknown'}; {args.rounds} rounds")
     medians = {}
     for onednn, rows in results.items():

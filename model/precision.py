@@ -43,6 +43,11 @@ def cpu_runs_bfloat16(cpuinfo: str | None = None, onednn: str | None = None) -> 
     onednn = os.environ.get("TF_ENABLE_ONEDNN_OPTS", "1") if onednn is None else onednn
     if onednn.strip().lower() in ("0", "false", "off"):
         return False
+    return any(flag in cpu_flags(cpuinfo) for flag in CPU_BF16_FLAGS)
+
+
+def cpu_flags(cpuinfo: str | None = None) -> set[str]:
+    """The CPU's feature flags as Linux lists them (`/proc/cpuinfo` unless given); empty elsewhere."""
     if cpuinfo is None:
         path = Path("/proc/cpuinfo")
         cpuinfo = path.read_text(errors="replace") if path.is_file() else ""
@@ -50,7 +55,7 @@ def cpu_runs_bfloat16(cpuinfo: str | None = None, onednn: str | None = None) -> 
     for line in cpuinfo.splitlines():
         if line.startswith("flags"):
             flags.update(line.partition(":")[2].split())
-    return any(flag in flags for flag in CPU_BF16_FLAGS)
+    return flags
 
 
 def _gpu_capability() -> tuple[int, int] | None:
