@@ -38,7 +38,7 @@ def per_call(function, repeats):
     return (time.perf_counter() - started) / repeats
 
 model = build_alexnet(10, fast_kernels=True, initialize=())
-prefix_layers, head_layers = split_layers(model, "fc7")
+_, head_layers = split_layers(model, "fc7")
 prefix = keras.Model(model.input, model.get_layer("fc6").output)
 images = tf.constant(np.random.default_rng(0).integers(0, 256, (64, 227, 227, 3), dtype=np.uint8))
 forward = tf.function(lambda: prefix(images, training=False))
