@@ -114,21 +114,3 @@ def _prefix_fingerprint(prefix: keras.Model | None, path: Path | None, reinit: s
     if stored is None or reinit.intersection(layers):
         return fingerprint([np.asarray(v) for v in prefix.weights])
     return hashlib.sha256(f"{stored}:{','.join(layers)}".encode()).hexdigest()
-
-
-def float32_model(model: keras.Model, preprocess: PreprocessSpec) -> keras.Model:
-    """The same network computing in float32 with portable ops (what exports serve)."""
-
-    def plain(layer) -> bool:
-        fast = getattr(layer, "fused", False) or getattr(layer, "native", False)
-        return layer.dtype_policy.name == "float32" and not fast
-
-    if all(plain(layer) for layer in model.layers):
-        return model
-    copy = build_alexnet(
-        model.get_layer("fc8").units, preprocess=preprocess, dtype_policy="float32", initialize=()
-    )
-    for name in WEIGHT_LAYERS:  # variable to variable: no copies through numpy
-        for target, source in zip(copy.get_layer(name).weights, model.get_layer(name).weights):
-            target.assign(source)
-    return copy

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
-from model.assembly import assemble, configure_devices, float32_model
+from model.assembly import assemble, configure_devices
 from model.batches import Batches, epoch_order
 from model.checkpoint import check_same_run, load_checkpoint, read_state, save_checkpoint
 from model.dataset import PreparedDataset
@@ -155,7 +155,7 @@ def train(
     def checkpoint(position: dict) -> None:
         nonlocal last_saved, best_saved
         if not best_saved:  # first: the checkpoint's best epoch must be the one on disk
-            save_weights(best_weights, run_dir / BEST_WEIGHTS_FILE)
+            save_weights(best_weights, run_dir / BEST_WEIGHTS_FILE, fingerprinted=False)
             best_saved = True
         # once training is over, what follows (test, export) needs only the best weights: the
         # variables and optimizer state (134 MB for fc7+fc8 with momentum) are not written again
@@ -262,8 +262,9 @@ def train(
         "test": asdict(result.test) if result.test else None,
         "history": result.history,
     }
-    serving = float32_model(parts.model, dataset.preprocess)
-    export_dir = export_model(serving, run_dir / "export", dataset.classes, dataset.preprocess, spec, metrics)
+    export_dir = export_model(
+        parts.model, run_dir / "export", dataset.classes, dataset.preprocess, spec, metrics
+    )
     result.export_dir = str(export_dir)
     _store_result(run_dir, result)
     return result

@@ -10,8 +10,8 @@ from model.export import load_export
 from model.layout import WEIGHT_LAYERS
 from model.reports import TrainingDiverged, TrainingObserver
 from model.spec import TrainSpec
-from model.training import train
-from model.weights import read_weights, save_weights
+from model.training import BEST_WEIGHTS_FILE, train
+from model.weights import apply_weights, read_weights, save_weights
 from tests.utils.images import class_folder_zip
 
 FAST = dict(num_epochs=2, batch_size=8, learning_rate=0.01)
@@ -208,6 +208,34 @@ def test_export_predicts_exactly_as_trained_and_loads_without_this_package(datas
     assert out.stdout.strip() == "ok", out.stderr[-2000:]
     for name in ("labels.json", "preprocess.json", "train_spec.json", "metrics.json"):
         assert (export_dir / name).is_file()
+
+
+def test_exports_one_after_another_in_a_process_each_hold_their_own_run(dataset, weights_file, tmp_path):
+    """The portable network an export is saved from is kept for the next export of the same shape:
+    every export must still hold its own run's weights, and its SavedModel serve them."""
+    import tensorflow as tf
+
+    runs = [tmp_path / "slow", tmp_path / "fast"]
+    for run_dir, rate in zip(runs, (1e-4, 1e-2)):
+        train(TrainSpec(**{**FAST, "learning_rate": rate}), dataset, run_dir, imagenet_weights=weights_file)
+    images = tf.constant(np.asarray(dataset.images[:4]))
+    served = []
+    for run_dir in runs:
+        best = read_weights(run_dir / BEST_WEIGHTS_FILE)
+        for name in ("fc7", "fc8"):
+            for part, expected in zip(exported(run_dir)[name], best[name]):
+                np.testing.assert_array_equal(part, expected)
+        loaded = tf.saved_model.load(str(run_dir / "export" / "saved_model"))  # held while it serves
+        served.append(loaded.serve(images).numpy())
+        logits = build_and_load(exported(run_dir))(np.asarray(dataset.images[:4]), training=False).numpy()
+        np.testing.assert_allclose(served[-1], tf.nn.softmax(logits).numpy(), atol=1e-5)
+    assert not np.allclose(served[0], served[1], atol=1e-6)
+
+
+def build_and_load(weights):
+    model = build_alexnet(2)
+    apply_weights(model, weights, WEIGHT_LAYERS)
+    return model
 
 
 def test_tensorboard_events_hold_scalars_and_histograms(dataset, weights_file, tmp_path):
