@@ -133,12 +133,13 @@ def train(
             scaled = optimizer.scale_loss(loss) if spec.loss_scaling else loss
         grads = tape.gradient(scaled, train_vars)
         # Under loss scaling an overflowing gradient is skipped by the optimizer, not a divergence.
+        # The weights are not checked: finite weights stay finite under an update whose gradient
+        # norm is finite (and a pass over fc7's 16.7M weights cost ~7 ms of a ~75 ms step).
         grad_norm = tf.constant(0.0) if spec.loss_scaling else tf.linalg.global_norm(grads)
         optimizer.apply(grads, train_vars)
-        weights_finite = tf.reduce_all([tf.reduce_all(tf.math.is_finite(v)) for v in train_vars])
         predicted = tf.argmax(logits, 1, output_type=tf.int32)
         accuracy = tf.reduce_mean(tf.cast(tf.equal(predicted, y), tf.float32))
-        return loss, accuracy, grad_norm, weights_finite, grads
+        return loss, accuracy, grad_norm, grads
 
     evaluate_forward = tf.function(
         lambda x: tf.cast(net(x, training=False), tf.float32), input_signature=[any_x]
@@ -180,15 +181,12 @@ def train(
             batch = slice(step_in_epoch * spec.batch_size, (step_in_epoch + 1) * spec.batch_size)
             rows = order[batch]
             x = batches.train_batch(rows, flips[batch])
-            loss, accuracy, grad_norm, weights_finite, grads = train_step(
-                tf.constant(x), tf.constant(dataset.labels[rows])
-            )
+            loss, accuracy, grad_norm, grads = train_step(tf.constant(x), tf.constant(dataset.labels[rows]))
             loss, accuracy, grad_norm = float(loss), float(accuracy), float(grad_norm)
-            if not (math.isfinite(loss) and math.isfinite(grad_norm) and bool(weights_finite)):
+            if not (math.isfinite(loss) and math.isfinite(grad_norm)):
                 raise TrainingDiverged(
                     f"training diverged at epoch {epoch}, step {step_in_epoch + 1}: loss {loss}, "
-                    f"gradient norm {grad_norm}, weights {'finite' if weights_finite else 'not finite'}; "
-                    f"try a lower learning rate than {spec.learning_rate}"
+                    f"gradient norm {grad_norm}; try a lower learning rate than {spec.learning_rate}"
                 )
             state["global_step"] += 1
             state["loss_sum"] += loss * len(rows)
