@@ -178,17 +178,14 @@ def test_early_stopping(dataset, weights_file, tmp_path):
 
 
 def test_export_predicts_exactly_as_trained_and_loads_without_this_package(dataset, weights_file, tmp_path):
-    from model.alexnet import build_alexnet
-    from model.weights import apply_weights
-
     train(TrainSpec(num_epochs=1, batch_size=8), dataset, tmp_path / "run", imagenet_weights=weights_file)
     export_dir = tmp_path / "run" / "export"
     predictor = load_export(export_dir)
     rows = dataset.indices("val")
     from_arrays = predictor.predict_arrays(np.asarray(dataset.images[rows]), top_k=2)
-    model = build_alexnet(2)
-    apply_weights(model, exported(tmp_path / "run"), WEIGHT_LAYERS)
-    logits = model(np.asarray(dataset.images[rows]), training=False).numpy()
+    logits = build_and_load(exported(tmp_path / "run"))(
+        np.asarray(dataset.images[rows]), training=False
+    ).numpy()
     probabilities = np.exp(logits - logits.max(1, keepdims=True))
     probabilities /= probabilities.sum(1, keepdims=True)
     for ranked, expected in zip(from_arrays, probabilities):
