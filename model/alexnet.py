@@ -107,8 +107,11 @@ def build_alexnet(
     return keras.Model(inputs, logits, name="alexnet")
 
 
-def _values(array: np.ndarray):
-    """An initializer that gives `array` (as float32): the variable is created holding it."""
+def _values(array):
+    """An initializer that gives `array` (as float32): the variable is created holding it. A float32
+    tensor is taken as it is: the variable then shares its memory until either is written."""
+    if getattr(array, "dtype", None) == "float32" and keras.ops.is_tensor(array):
+        return lambda shape, dtype=None: array
     return lambda shape, dtype=None: keras.ops.convert_to_tensor(np.asarray(array, np.float32))
 
 

@@ -118,6 +118,23 @@ def test_the_prefix_is_named_by_the_weights_files_own_fingerprint(weights_file, 
     assert assemble(TrainSpec(), 2, PreprocessSpec(), weights_file).prefix_fingerprint == first
 
 
+def test_every_run_in_a_process_starts_from_its_own_weights_file(dataset, weights_file, tmp_path):
+    """A process keeps the frozen layers' values of its last weights file for its next run, whose
+    variables share them: a run's training or an assignment must not reach those values, and a
+    run from another file must start from that file's weights."""
+    first = assemble(TrainSpec(), 2, PreprocessSpec(), weights_file)
+    for variable in first.model.get_layer("fc6").weights:
+        variable.assign(tf.zeros_like(variable))
+    train(TrainSpec(num_epochs=1, batch_size=8), dataset, tmp_path / "run", imagenet_weights=weights_file)
+    other = write_synthetic_weights(tmp_path / "other.npz", seed=1, num_classes=2)
+    for path in (weights_file, other, weights_file):
+        model = assemble(TrainSpec(), 2, PreprocessSpec(), path).model
+        expected = read_weights(path)
+        for name in WEIGHT_LAYERS[:-1]:  # fc8 starts afresh for two classes
+            for variable, value in zip(model.get_layer(name).weights, expected[name]):
+                np.testing.assert_array_equal(variable.numpy(), value, err_msg=f"{name} from {path.name}")
+
+
 def test_the_early_stop_decision_survives_a_crash(dataset, weights_file, tmp_path):
     class CrashInTest(Recorder):
         def on_test(self, report):
