@@ -11,6 +11,7 @@ import numpy as np
 import tensorflow as tf
 
 from model.alexnet import WEIGHT_LAYERS, build_alexnet, chain_model, split_layers
+from model.export_writer import SharedLayers
 from model.preprocess import PreprocessSpec
 from model.spec import TrainSpec
 from model.weights import (
@@ -30,6 +31,13 @@ class Assembly:
     head: keras.Model  # what the train step runs: the layers from the cut up
     reinit_layers: list[str]
     prefix_fingerprint: str  # identifies the prefix's weights (part of the feature cache's key)
+
+    def frozen_layers(self) -> SharedLayers | None:
+        """The prefix's weight layers, named by their fingerprint: what consecutive exports share."""
+        if self.prefix is None:
+            return None
+        layers = tuple(layer.name for layer in self.prefix.layers if layer.name in WEIGHT_LAYERS)
+        return SharedLayers(layers, self.prefix_fingerprint)
 
 
 def configure_devices() -> None:

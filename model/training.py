@@ -261,7 +261,13 @@ def train(
         "history": result.history,
     }
     export_dir = export_model(
-        parts.model, run_dir / "export", dataset.classes, dataset.preprocess, spec, metrics
+        parts.model,
+        run_dir / "export",
+        dataset.classes,
+        dataset.preprocess,
+        spec,
+        metrics,
+        shared=parts.frozen_layers(),
     )
     result.export_dir = str(export_dir)
     _store_result(run_dir, result)
