@@ -62,7 +62,6 @@ class SavedModelWriter:
         variables = directory / "variables"
         variables.mkdir(parents=True)
         (directory / "assets").mkdir()
-        (directory / "saved_model.pb").write_bytes(self._graph[0])
         shared_prefix, trained_prefix = variables / "shared", variables / "trained"
         if not self._link_shard(shared_prefix, shared):
             self._save_shard(shared_prefix, shared.layers, {OBJECT_GRAPH_KEY: tf.constant(self._graph[1])})
@@ -76,6 +75,7 @@ class SavedModelWriter:
             delete_old_dirs=False,
         )
         self._shard.path = Path(settled) / "variables" / "variables.data-00000-of-00002"
+        (directory / "saved_model.pb").write_bytes(self._graph[0])  # last, as TensorFlow does
         fingerprinting_utils.write_fingerprint(str(directory))
 
     def _save_shard(self, prefix: Path, layers, extra: dict | None = None) -> None:
