@@ -39,8 +39,8 @@ def export_model(
     work = out_dir.with_name(out_dir.name + ".partial")
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
-    with _SERVING_LOCK:  # the kept network holds this export's weights until it is saved
-        _serving_writer(model, preprocess).save(work / "saved_model", out_dir / "saved_model", shared)
+    with _SAVING_LOCK:
+        _save_weights_as_saved_model(model, preprocess, work / "saved_model", out_dir / "saved_model", shared)
     (work / "labels.json").write_text(json.dumps(classes, indent=1))
     preprocess.save(work / "preprocess.json")
     (work / "train_spec.json").write_text(spec.model_dump_json(indent=2))
@@ -50,33 +50,32 @@ def export_model(
     return out_dir
 
 
-_SERVING_LOCK = threading.Lock()
-_kept_serving: list = []  # [(shape key, portable network, writer)]: the last one, `serve` traced
+_SAVING_LOCK = threading.Lock()
+_WRITER = SavedModelWriter()
 
 
-def _serving_writer(model, preprocess: PreprocessSpec) -> SavedModelWriter:
-    """`model`'s weights in the portable float32 network, with the writer that saves it.
-
-    The last such network is kept for the next export of the same shape (a worker's next job),
-    which copies the weights into it, variable to variable, and whose writer then saves only what
-    changed: on 2 cores the first export in a process took 0.95 s (building the network and
-    tracing `serve` included), the next ones 0.61-0.78 s, and 0.15-0.24 s once the frozen layers'
-    bytes are linked from the previous export.
-    """
-    from model.alexnet import build_alexnet
+def _save_weights_as_saved_model(model, preprocess: PreprocessSpec, directory: Path, settled: Path, shared):
+    """TensorFlow saves the first SavedModel of each shape from the portable float32 network, built
+    for it and then dropped; the writer reuses its graph for the next exports of that shape (a
+    worker's next jobs), which write only the weights: on 2 cores the first export in a process
+    takes 0.6-1.0 s, the next ones 0.15-0.24 s once the frozen layers' bytes are linked."""
     from model.layout import WEIGHT_LAYERS
-    from model.weights import apply_weights
 
-    key = (model.get_layer("fc8").units, preprocess.to_json())
-    if not _kept_serving or _kept_serving[0][0] != key:
-        _kept_serving.clear()  # the old network's memory goes before the new one is built
-        portable = build_alexnet(key[0], preprocess=preprocess, dtype_policy="float32", initialize=())
-        _kept_serving.append((key, portable, SavedModelWriter(_ServingModule(portable))))
-    _, portable, writer = _kept_serving[0]
-    apply_weights(
-        portable, {name: tuple(model.get_layer(name).weights) for name in WEIGHT_LAYERS}, WEIGHT_LAYERS
-    )
-    return writer
+    weights = {name: tuple(model.get_layer(name).weights) for name in WEIGHT_LAYERS}
+    shape = (model.get_layer("fc8").units, preprocess.to_json())
+
+    def full_save(target: Path) -> None:
+        import tensorflow as tf
+
+        from model.alexnet import build_alexnet
+        from model.weights import apply_weights
+
+        portable = build_alexnet(shape[0], preprocess=preprocess, dtype_policy="float32", initialize=())
+        apply_weights(portable, weights, WEIGHT_LAYERS)
+        module = _ServingModule(portable)
+        tf.saved_model.save(module, str(target), signatures={"serving_default": module.serve})
+
+    _WRITER.save(shape, weights, directory, settled, shared, full_save)
 
 
 def _ServingModule(model):

@@ -1,24 +1,25 @@
-"""Writing exports' SavedModels, sharing the bytes of the layers one export has in common with the last.
+"""Writing exports' SavedModels: TensorFlow saves the first of each network shape, the rest reuse it.
 
-A worker's jobs usually keep the same frozen layers (conv1-fc6 of the installed weights: 160 of
-an export's 228 MB) and train fc7 and fc8. The first export of a kept serving network is saved by
-TensorFlow as usual, and its graph (`saved_model.pb`) and checkpoint object graph are kept. Later
-exports write that graph and a checkpoint in two shards, which TensorFlow's own
-`MergeV2Checkpoints` joins under one index: the trained layers' shard, and the shared layers'
-shard, hard-linked from the previous export when it holds the same values, written once
-otherwise. TensorFlow reads the result as any sharded checkpoint, checksums included.
+The first export of a shape (class count and preprocessing) is saved by TensorFlow from a portable
+network built for it, and its graph (`saved_model.pb`) and checkpoint object graph are kept: they
+do not depend on the weights. Later exports of that shape write the same graph and only the
+weights, straight from the trained network, as a checkpoint in up to two shards that
+TensorFlow's own `MergeV2Checkpoints` joins under one index. A worker's jobs usually keep the same
+frozen layers (conv1-fc6 of the installed weights: 160 of an export's 228 MB): their shard is
+hard-linked from the previous export when it holds the same values, and written otherwise.
+TensorFlow reads the result as any sharded checkpoint, checksums included.
 """
 
 from __future__ import annotations
 
 import os
+from collections import OrderedDict
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from model.layout import WEIGHT_LAYERS
-
 OBJECT_GRAPH_KEY = "_CHECKPOINTABLE_OBJECT_GRAPH"
-WEIGHT_KEY = "layer_weights/{}/{}/.ATTRIBUTES/VARIABLE_VALUE"  # `ServingModule.layer_weights`
+WEIGHT_KEY = "layer_weights/{}/{}/.ATTRIBUTES/VARIABLE_VALUE"  # the serving module's `layer_weights`
 
 
 @dataclass(frozen=True)
@@ -39,60 +40,63 @@ class _Shard:
 
 
 class SavedModelWriter:
-    """Saves one serving module (a `tf.Module` with `serve` and `layer_weights`) again and again."""
+    """Writes SavedModels of networks whose weights are given by layer name (kernel, bias)."""
 
-    def __init__(self, module):
-        self.module = module
-        self._graph: tuple[bytes, bytes] | None = None  # saved_model.pb, checkpoint object graph
+    def __init__(self, max_shapes: int = 8):
+        self._graphs: OrderedDict[Hashable, tuple[bytes, bytes]] = OrderedDict()  # pb, object graph
+        self._max_shapes = max_shapes
         self._shard: _Shard | None = None
 
-    def save(self, directory: Path, settled: Path, shared: SharedLayers | None = None) -> None:
-        """Write the SavedModel into `directory`, which the caller then moves to `settled`."""
+    def save(
+        self,
+        shape: Hashable,
+        weights: Mapping[str, Sequence],
+        directory: Path,
+        settled: Path,
+        shared: SharedLayers | None,
+        full_save: Callable[[Path], None],
+    ) -> None:
+        """Write the SavedModel of `weights` into `directory`, which the caller then moves to
+        `settled`; `full_save(directory)` has TensorFlow save the first one of each `shape`."""
         import tensorflow as tf
         from tensorflow.python.saved_model import fingerprinting_utils
 
         directory = Path(directory)
-        if self._graph is None or shared is None:
-            signatures = {"serving_default": self.module.serve}
-            tf.saved_model.save(self.module, str(directory), signatures=signatures)
-            if self._graph is None:
-                reader = tf.train.load_checkpoint(str(directory / "variables" / "variables"))
-                self._graph = (directory / "saved_model.pb").read_bytes(), reader.get_tensor(OBJECT_GRAPH_KEY)
+        graph = self._graphs.get(shape)
+        if graph is None:
+            full_save(directory)
+            reader = tf.train.load_checkpoint(str(directory / "variables" / "variables"))
+            self._graphs[shape] = (
+                (directory / "saved_model.pb").read_bytes(),
+                reader.get_tensor(OBJECT_GRAPH_KEY),
+            )
+            while len(self._graphs) > self._max_shapes:
+                self._graphs.popitem(last=False)
             return
+        self._graphs.move_to_end(shape)
         variables = directory / "variables"
         variables.mkdir(parents=True)
         (directory / "assets").mkdir()
-        shared_prefix, trained_prefix = variables / "shared", variables / "trained"
-        if not self._link_shard(shared_prefix, shared):
-            self._save_shard(shared_prefix, shared.layers, {OBJECT_GRAPH_KEY: tf.constant(self._graph[1])})
-            index = Path(f"{shared_prefix}.index").read_bytes()
-            data = os.stat(f"{shared_prefix}.data-00000-of-00001")
-            self._shard = _Shard(shared, Path(), index, (data.st_dev, data.st_ino, data.st_size))
-        self._save_shard(trained_prefix, [name for name in WEIGHT_LAYERS if name not in shared.layers])
-        tf.raw_ops.MergeV2Checkpoints(
-            checkpoint_prefixes=[str(shared_prefix), str(trained_prefix)],
-            destination_prefix=str(variables / "variables"),
-            delete_old_dirs=False,
-        )
-        self._shard.path = Path(settled) / "variables" / "variables.data-00000-of-00002"
-        (directory / "saved_model.pb").write_bytes(self._graph[0])  # last, as TensorFlow does
+        own = {name: values for name, values in weights.items() if not shared or name not in shared.layers}
+        object_graph = {OBJECT_GRAPH_KEY: tf.constant(graph[1])}
+        if shared is None:
+            _save_shard(variables / "variables", own, object_graph)
+        else:
+            shared_prefix, own_prefix = variables / "shared", variables / "own"
+            if not self._link_shard(shared_prefix, shared):
+                _save_shard(shared_prefix, {name: weights[name] for name in shared.layers})
+                data = os.stat(f"{shared_prefix}.data-00000-of-00001")
+                index = Path(f"{shared_prefix}.index").read_bytes()
+                self._shard = _Shard(shared, Path(), index, (data.st_dev, data.st_ino, data.st_size))
+            _save_shard(own_prefix, own, object_graph)
+            tf.raw_ops.MergeV2Checkpoints(
+                checkpoint_prefixes=[str(shared_prefix), str(own_prefix)],
+                destination_prefix=str(variables / "variables"),
+                delete_old_dirs=False,
+            )
+            self._shard.path = Path(settled) / "variables" / "variables.data-00000-of-00002"
+        (directory / "saved_model.pb").write_bytes(graph[0])  # last, as TensorFlow does
         fingerprinting_utils.write_fingerprint(str(directory))
-
-    def _save_shard(self, prefix: Path, layers, extra: dict | None = None) -> None:
-        import tensorflow as tf
-
-        tensors = {
-            WEIGHT_KEY.format(name, i): weight
-            for name in layers
-            for i, weight in enumerate(self.module.layer_weights[name])
-        }
-        tensors.update(extra or {})
-        tf.raw_ops.SaveV2(
-            prefix=str(prefix),
-            tensor_names=list(tensors),
-            shape_and_slices=[""] * len(tensors),
-            tensors=list(tensors.values()),
-        )
 
     def _link_shard(self, prefix: Path, shared: SharedLayers) -> bool:
         """Hard-link the last export's shared shard if it holds these values and is still there."""
@@ -110,3 +114,20 @@ class SavedModelWriter:
             return False
         Path(f"{prefix}.index").write_bytes(shard.index)
         return True
+
+
+def _save_shard(prefix: Path, weights: Mapping[str, Sequence], extra: Mapping | None = None) -> None:
+    import tensorflow as tf
+
+    tensors = {
+        WEIGHT_KEY.format(name, i): tf.cast(value, tf.float32)  # as the portable network holds them
+        for name, values in weights.items()
+        for i, value in enumerate(values)
+    }
+    tensors.update(extra or {})
+    tf.raw_ops.SaveV2(
+        prefix=str(prefix),
+        tensor_names=list(tensors),
+        shape_and_slices=[""] * len(tensors),
+        tensors=list(tensors.values()),
+    )

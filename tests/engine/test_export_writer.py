@@ -11,7 +11,7 @@ import tensorflow as tf
 from model import export
 from model.alexnet import build_alexnet
 from model.export import export_model
-from model.export_writer import SharedLayers
+from model.export_writer import SavedModelWriter, SharedLayers
 from model.layout import WEIGHT_LAYERS
 from model.preprocess import PreprocessSpec
 from model.spec import TrainSpec
@@ -23,9 +23,13 @@ IMAGES = np.random.default_rng(0).integers(0, 256, (3, 227, 227, 3), dtype=np.ui
 
 @pytest.fixture
 def network(monkeypatch):
-    monkeypatch.setattr(export, "_kept_serving", [])  # no kept network from an earlier test
-    model = build_alexnet(2, initialize=())
-    apply_weights(model, synthetic_weights(seed=3, num_classes=2), WEIGHT_LAYERS)
+    monkeypatch.setattr(export, "_WRITER", SavedModelWriter())  # nothing kept from an earlier test
+    return network_of(2)
+
+
+def network_of(classes: int):
+    model = build_alexnet(classes, initialize=())
+    apply_weights(model, synthetic_weights(seed=3, num_classes=classes), WEIGHT_LAYERS)
     return model
 
 
@@ -38,7 +42,8 @@ def train_a_little(model, seed: int) -> None:
 
 
 def save(model, out_dir, shared):
-    return export_model(model, out_dir, ["a", "b"], PreprocessSpec(), TrainSpec(), {}, shared=shared)
+    classes = [f"class {i}" for i in range(model.get_layer("fc8").units)]
+    return export_model(model, out_dir, classes, PreprocessSpec(), TrainSpec(), {}, shared=shared)
 
 
 def frozen_shard(export_dir) -> os.stat_result:
@@ -64,9 +69,14 @@ def test_consecutive_exports_link_the_shared_layers_and_hold_their_own(network, 
         train_a_little(network, seed=job)
         exports.append(save(network, tmp_path / f"job{job}" / "export", shared))
         check_holds(exports[-1], network)
+        if job == 2:  # jobs of another class count in between: their own graph, the same frozen layers
+            three = network_of(3)
+            for other in range(2):  # the first of a shape is saved whole, the next links
+                train_a_little(three, seed=10 + other)
+                check_holds(save(three, tmp_path / f"three{other}" / "export", shared), three)
     # the second export writes the shard of the shared layers, the ones after it link that file
     second, third, fourth = (frozen_shard(e) for e in exports[1:])
-    assert second.st_ino == third.st_ino == fourth.st_ino and fourth.st_nlink == 3
+    assert second.st_ino == third.st_ino == fourth.st_ino and fourth.st_nlink == 4  # and three1's
     assert (exports[3] / "saved_model" / "variables" / "variables.data-00001-of-00002").stat().st_size < (
         second.st_size / 2
     )
