@@ -36,8 +36,7 @@ class Assembly:
         """The prefix's weight layers, named by their fingerprint: what consecutive exports share."""
         if self.prefix is None:
             return None
-        layers = tuple(layer.name for layer in self.prefix.layers if layer.name in WEIGHT_LAYERS)
-        return SharedLayers(layers, self.prefix_fingerprint)
+        return SharedLayers(_weight_layers(self.prefix), self.prefix_fingerprint)
 
 
 def configure_devices() -> None:
@@ -141,7 +140,12 @@ def _prefix_fingerprint(prefix: keras.Model | None, stored: str | None, reinit: 
     """
     if prefix is None:
         return ""
-    layers = [layer.name for layer in prefix.layers if layer.name in WEIGHT_LAYERS]
+    layers = _weight_layers(prefix)
     if stored is None or reinit.intersection(layers):
         return fingerprint([np.asarray(v) for v in prefix.weights])
     return hashlib.sha256(f"{stored}:{','.join(layers)}".encode()).hexdigest()
+
+
+def _weight_layers(prefix: keras.Model) -> tuple[str, ...]:
+    """The names of the prefix's layers that hold weights, in order."""
+    return tuple(layer.name for layer in prefix.layers if layer.name in WEIGHT_LAYERS)

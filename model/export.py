@@ -58,7 +58,7 @@ def _save_weights_as_saved_model(model, preprocess: PreprocessSpec, directory: P
     """TensorFlow saves the first SavedModel of each shape from the portable float32 network, built
     for it and then dropped; the writer reuses its graph for the next exports of that shape (a
     worker's next jobs), which write only the weights: on 2 cores the first export in a process
-    takes 0.6-1.0 s, the next ones 0.15-0.24 s once the frozen layers' bytes are linked."""
+    takes 0.6-1.0 s, the next ones 0.04-0.16 s once the frozen layers' bytes are linked."""
     from model.layout import WEIGHT_LAYERS
 
     weights = {name: tuple(model.get_layer(name).weights) for name in WEIGHT_LAYERS}
