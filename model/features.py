@@ -23,10 +23,13 @@ import tensorflow as tf
 BFLOAT16 = np.dtype(ml_dtypes.bfloat16)
 
 DATASET_FILE = "dataset"  # the fingerprint of the dataset an entry was computed from
-# Mixed precision casts each frozen kernel per call, so large batches pay off: 256 images per call
-# ran the bfloat16 prefix at 570 img/s against 460 at 64. A last, partial batch is padded to a
-# power of two, so a process compiles few batch shapes (~0.3 s each) and computes < 2× the rows.
-FEATURE_BATCH = 256
+# Mixed precision casts each frozen kernel per call, so small batches lose: 64 images per call ran
+# the bfloat16 prefix at 460 img/s against 570 at 256 (AVX-512/AMX). But a cold job's first calls
+# land on fresh memory, and at 256 their activations are 0.75 GB: on a Zen 5 EPYC (AVX512_BF16),
+# the 848 passes of a 500-image job took 2.2-2.3 s at 128 against 2.9-3.1 s at 256 (steady, 518
+# against 533 img/s). A last, partial batch is padded to a power of two, so a process compiles
+# few batch shapes (~0.3 s each) and computes < 2× the rows.
+FEATURE_BATCH = 128
 
 
 class Cancelled(Exception):
