@@ -29,7 +29,7 @@ PREDICT_SECONDS = Histogram(
 BATCH_IMAGES = Histogram(
     "finetune_predict_batch_images",
     "Images per shared forward pass, padding included",
-    buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024),
+    buckets=(1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 128, 256, 512, 1024),  # the padded sizes
 )
 
 

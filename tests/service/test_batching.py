@@ -36,7 +36,7 @@ def test_sixteen_concurrent_requests_share_a_few_padded_batches():
     for i, rows in enumerate(results):
         assert rows.shape == (1 + i % 2, 2) and (rows == i + 1).all()  # its own rows, in order
     assert len(calls) < 16 and sum(calls) >= 24
-    assert all(size in (1, 2, 4, 8, 16, 32) for size in calls)  # padded: few shapes, no retracing
+    assert all(size in (1, 2, 3, 4, 6, 8, 12, 16, 24, 32) for size in calls)  # few shapes, no retracing
 
 
 def test_one_request_alone_runs_at_once():
@@ -44,8 +44,8 @@ def test_one_request_alone_runs_at_once():
     batcher = MicroBatcher(slow_forward(calls), max_batch=32, max_wait=0.002)
     try:
         started = time.perf_counter()
-        assert batcher(images(7, count=3)).shape == (3, 2)
-        assert time.perf_counter() - started < 0.5 and calls == [4]
+        assert batcher(images(7, count=5)).shape == (5, 2)
+        assert time.perf_counter() - started < 0.5 and calls == [6]
     finally:
         batcher.close()
 
@@ -70,5 +70,9 @@ def test_an_error_reaches_every_request_of_its_batch():
 
 
 def test_padded_sizes():
-    assert [padded_size(n, 32) for n in (1, 2, 3, 5, 16, 17, 32)] == [1, 2, 4, 8, 16, 32, 32]
+    sizes = [padded_size(n, 64) for n in range(1, 65)]
+    assert sorted(set(sizes)) == [1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64]  # few shapes to compile
+    assert all(n <= size <= max(n, 1.5 * (n - 1)) for n, size in enumerate(sizes, start=1))  # ≤ ⅓ padding
+    assert [padded_size(n, 32) for n in (9, 16, 17, 25, 32)] == [12, 16, 24, 32, 32]
+    assert padded_size(25, 20) == 25 and padded_size(13, 20) == 16 and padded_size(17, 20) == 20
     assert padded_size(40, 32) == 40  # one request larger than a batch runs as it is
