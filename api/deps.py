@@ -44,8 +44,8 @@ def get_owner(request: Request, session: SessionDep, settings: SettingsDep) -> s
     Static tokens (FINETUNE_API_TOKENS) own as `static:<hash prefix>`; stored ones as their name.
     """
     token_rows_exist = session.scalar(select(exists().select_from(ApiTokenRow)))
-    # end this read: the connection goes back to the pool while the body is parsed and the handler
-    # runs (under 16 /predict clients the pool otherwise opened and closed connections per request)
+    # end this read: the connection goes back to the pool before the handler runs (/predict reads its
+    # uploads and decodes them first; under 16 clients the pool opened and closed connections)
     session.commit()
     if not settings.api_tokens and not token_rows_exist:
         return None
