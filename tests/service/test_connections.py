@@ -37,7 +37,7 @@ def test_a_burst_reuses_the_embedded_databases_connections(tmp_path):
 
 
 def test_the_token_lookup_gives_its_connection_back_before_the_handler_runs(clean_tables):
-    """/predict parses the upload and decodes images after this lookup: holding the connection
+    """/predict reads its uploads and decodes them after this lookup: holding the connection
     meanwhile made concurrent requests open and close connections."""
     from api.deps import get_owner
     from core.config import get_settings
