@@ -12,7 +12,6 @@ from model.assembly import assemble
 from model.export import load_export
 from model.features import FeatureCache
 from model.layout import WEIGHT_LAYERS
-from model.optimizers import FusedMomentumSGD, make_optimizer
 from model.preprocess import PreprocessSpec
 from model.spec import TrainSpec
 from model.training import _better, train
@@ -273,32 +272,3 @@ def test_eviction_skips_entries_another_worker_is_removing(tmp_path):
         stop.set()
         churn.join()
     assert removed == [[]] * 1000  # everything fits: nothing evicted, and no error on the way
-
-
-@pytest.mark.parametrize("weight_decay", [0.0, 0.01])
-def test_the_fused_momentum_step_is_keras_sgd_to_the_bit(weight_decay):
-    """One kernel instead of four element-wise ops, and the same numbers, step after step."""
-    rng = np.random.default_rng(0)
-    start = [rng.normal(size=(64, 32)).astype(np.float32), rng.normal(size=32).astype(np.float32)]
-    grads = [[rng.normal(size=w.shape).astype(np.float32) for w in start] for _ in range(5)]
-    trained = []
-    for optimizer in (
-        keras.optimizers.SGD(0.05, momentum=0.9, weight_decay=weight_decay or None),
-        FusedMomentumSGD(0.05, momentum=0.9, weight_decay=weight_decay or None),
-    ):
-        variables = [keras.Variable(w, name=name) for w, name in zip(start, ("kernel", "bias"))]
-        if weight_decay:
-            optimizer.exclude_from_weight_decay(var_names=["bias"])
-        for step in grads:
-            optimizer.apply([tf.constant(g) for g in step], variables)
-        trained.append([v.numpy() for v in variables + optimizer.variables])
-    keras_sgd, fused = trained
-    assert not np.array_equal(keras_sgd[0], start[0])
-    assert len(fused) == len(keras_sgd) == 6  # kernel, bias, iterations, rate, two momentums
-    for want, got in zip(keras_sgd, fused):
-        np.testing.assert_array_equal(got, want)
-
-
-def test_runs_train_with_the_fused_momentum_step():
-    assert type(make_optimizer(TrainSpec(), steps_per_epoch=3)) is FusedMomentumSGD
-    assert type(make_optimizer(TrainSpec(optimizer="adam"), steps_per_epoch=3)) is keras.optimizers.Adam
