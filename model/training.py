@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import math
 import os
@@ -37,6 +38,7 @@ from model.weights import Weights, apply_weights, read_weights, save_weights
 EVAL_BATCH = 256
 RESULT_FILE = "result.json"
 BEST_WEIGHTS_FILE = "best_weights.npz"
+_runs_in_process = 0
 
 
 def train(
@@ -71,6 +73,7 @@ def train(
     check_same_run(saved_state, spec_json, dataset.fingerprint, run_dir)
     if saved_state and (run_dir / RESULT_FILE).is_file():
         return _stored_result(run_dir)
+    _free_earlier_runs()
     configure_devices()
     parts = assemble(spec, dataset.num_classes, dataset.preprocess, imagenet_weights)
     train_rows, val_rows, test_rows = (dataset.indices(name) for name in ("train", "val", "test"))
@@ -272,6 +275,18 @@ def train(
     result.export_dir = str(export_dir)
     _store_result(run_dir, result)
     return result
+
+
+def _free_earlier_runs() -> None:
+    """A run's network, optimizer and traced functions hold one another in reference cycles, which
+    only a full collection frees: a process training run after run (a worker) grew by about 200 MB
+    per fc7+fc8 run until Python's next full collection, and the next run's buffers landed on cold
+    memory. Collected here, before this run allocates. A full collection over TensorFlow's ~330,000
+    objects takes ~0.1 s; the worker freezes those at start (`gc.freeze`), and then it takes ~5 ms."""
+    global _runs_in_process
+    if _runs_in_process:
+        gc.collect()
+    _runs_in_process += 1
 
 
 def image_losses(spec: TrainSpec, train_labels: np.ndarray, num_classes: int):
