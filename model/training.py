@@ -32,7 +32,7 @@ from model.reports import (
     TrainResult,
 )
 from model.spec import TrainSpec
-from model.summaries import write_epoch_summaries
+from model.summaries import histogram_sample, write_epoch_summaries
 from model.weights import Weights, apply_weights, read_weights, save_weights
 
 EVAL_BATCH = 256
@@ -142,7 +142,7 @@ def train(
         optimizer.apply(grads, train_vars)
         predicted = tf.argmax(logits, 1, output_type=tf.int32)
         accuracy = tf.reduce_mean(tf.cast(tf.equal(predicted, y), tf.float32))
-        return loss, accuracy, grad_norm, grads
+        return loss, accuracy, grad_norm, [None if g is None else histogram_sample(g) for g in grads]
 
     evaluate_forward = tf.function(
         lambda x: tf.cast(net(x, training=False), tf.float32), input_signature=[any_x]
@@ -151,7 +151,7 @@ def train(
         name: tf.summary.create_file_writer(str(run_dir / "tensorboard" / name))
         for name in ("train", "validation")
     }
-    grads = None
+    grad_samples = None
     last_saved = time.monotonic()
     best_weights: Weights | None = None  # of the best epoch in this process (None after a resume)
     best_saved = True  # whether the file holds them
@@ -184,7 +184,9 @@ def train(
             batch = slice(step_in_epoch * spec.batch_size, (step_in_epoch + 1) * spec.batch_size)
             rows = order[batch]
             x = batches.train_batch(rows, flips[batch])
-            loss, accuracy, grad_norm, grads = train_step(tf.constant(x), tf.constant(dataset.labels[rows]))
+            loss, accuracy, grad_norm, grad_samples = train_step(
+                tf.constant(x), tf.constant(dataset.labels[rows])
+            )
             loss, accuracy, grad_norm = float(loss), float(accuracy), float(grad_norm)
             if not (math.isfinite(loss) and math.isfinite(grad_norm)):
                 raise TrainingDiverged(
@@ -238,7 +240,7 @@ def train(
         state["history"].append(
             {k: v for k, v in asdict(report).items() if k not in ("per_class", "confusion_matrix")}
         )
-        write_epoch_summaries(writers, report, train_vars, grads, epoch)
+        write_epoch_summaries(writers, report, train_vars, grad_samples, epoch)
         patience = spec.early_stopping_patience
         state.update(epoch=epoch + 1, step_in_epoch=0, loss_sum=0.0, correct_sum=0.0, seen=0)
         state["stopped_early"] = bool(patience and epoch - state["best_epoch"] >= patience)

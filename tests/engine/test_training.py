@@ -252,6 +252,20 @@ def test_tensorboard_events_hold_scalars_and_histograms(dataset, weights_file, t
     table = tf.make_ndarray(events.Tensors(kernel)[0].tensor_proto)  # [left, right, count] per bucket
     assert table.shape == (30, 3) and table[:, 2].sum() == 8192  # fc7's 16M weights, sampled
     assert (table[:-1, 1] == table[1:, 0]).all() and (table[:, 0] <= table[:, 1]).all()
+    gradient = tf.make_ndarray(events.Tensors(f"{kernel}/gradient")[0].tensor_proto)
+    assert gradient.shape == (30, 3) and gradient[:, 2].sum() == 8192
+
+
+@pytest.mark.parametrize("shape", [(4096, 4096), (4096,), (3,), (11, 11, 3, 96), ()])
+def test_a_histogram_sample_is_every_kth_value_in_memory_order(shape):
+    import tensorflow as tf
+
+    from model.summaries import histogram_sample
+
+    values = np.arange(np.prod(shape), dtype=np.float32).reshape(shape)
+    flat = values.reshape(-1)
+    want = flat[:: max(1, flat.size // 8192)]
+    np.testing.assert_array_equal(histogram_sample(tf.constant(values)).numpy(), want)
 
 
 def test_continue_from_an_earlier_export(dataset, weights_file, tmp_path):
