@@ -12,6 +12,7 @@ Prints images/s (training images × epochs / seconds) and the time ratios a/b an
 from __future__ import annotations
 
 import argparse
+import gc
 import os
 import statistics
 import tempfile
@@ -41,6 +42,8 @@ def main() -> None:
     from model.weights import write_synthetic_weights
     from tests.utils.images import class_folder_zip
 
+    gc.collect()
+    gc.freeze()  # what the worker does once the engine is loaded (worker/celery_app.py: warm_up)
     work = Path(tempfile.mkdtemp(prefix="finetune-bench-"))
     weights = write_synthetic_weights(work / "bvlc_alexnet.npz")
     per_class = args.images // 4

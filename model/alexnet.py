@@ -132,9 +132,12 @@ def split_layers(
     return chain[:cut], chain[cut:]
 
 
-def chain_model(layers: list[keras.layers.Layer], input_shape: tuple[int, ...], name: str) -> keras.Model:
-    """A model that applies `layers` (shared, not copied) in order to an input of `input_shape`."""
-    inputs = keras.Input(shape=input_shape, name=f"{name}_input")
+def chain_model(
+    layers: list[keras.layers.Layer], input_shape: tuple[int, ...], name: str, dtype: str = "float32"
+) -> keras.Model:
+    """A model that applies `layers` (shared, not copied) in order to an input of `input_shape`. Its
+    input keeps `dtype`: a model casts what it is given to its input's type first."""
+    inputs = keras.Input(shape=input_shape, name=f"{name}_input", dtype=dtype)
     x = inputs
     for layer in layers:
         x = layer(x)

@@ -105,7 +105,9 @@ def assemble(spec: TrainSpec, num_classes: int, preprocess: PreprocessSpec, imag
     if not spec.feature_cache or not any(layer.name in WEIGHT_LAYERS for layer in prefix_layers):
         prefix_layers, head_layers = [], model.layers  # nothing cached: the whole network runs each step
     prefix = chain_model(prefix_layers, (227, 227, 3), "frozen_prefix") if prefix_layers else None
-    head = chain_model(head_layers, tuple(prefix.output.shape[1:]), "trainable_head") if prefix else model
+    head = model
+    if prefix is not None:  # takes the features as cached: no bfloat16 -> float32 -> bfloat16 per step
+        head = chain_model(head_layers, tuple(prefix.output.shape[1:]), "trainable_head", prefix.output.dtype)
     reinit_layers = sorted(reinit, key=WEIGHT_LAYERS.index)
     return Assembly(model, prefix, head, reinit_layers, _prefix_fingerprint(prefix, stored, reinit))
 
