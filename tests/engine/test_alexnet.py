@@ -158,6 +158,31 @@ def test_fast_kernels_compute_the_portable_network(weights_file, policy, toleran
     assert not build_alexnet(2).get_layer("lrn1").fused
 
 
+@pytest.mark.parametrize("policy", ["mixed_bfloat16", "mixed_float16"])
+def test_half_weights_predict_exactly_as_weights_cast_at_every_call(weights_file, policy):
+    """What the predictors hold: the half-precision layers' weights cast once, at build."""
+    import tensorflow as tf
+
+    images = np.random.default_rng(7).integers(0, 256, (3, 227, 227, 3), dtype=np.uint8)
+    outputs, models = [], []
+    for half_weights in (False, True):
+        model = build_alexnet(
+            1000,
+            dtype_policy=policy,
+            fast_kernels=True,
+            half_weights=half_weights,
+            initialize=(),
+            start_weights=read_weights(weights_file),
+        )
+        outputs.append(tf.nn.softmax(tf.cast(model(images, training=False), tf.float32)).numpy())
+        models.append(model)
+    half = policy.removeprefix("mixed_")
+    assert [w.dtype for w in models[0].get_layer("fc6").weights] == ["float32", "float32"]
+    assert all(w.dtype == half for name in WEIGHT_LAYERS[:-1] for w in models[1].get_layer(name).weights)
+    assert [w.dtype for w in models[1].get_layer("fc8").weights] == ["float32", "float32"]
+    np.testing.assert_array_equal(outputs[1], outputs[0])
+
+
 @pytest.mark.parametrize("dtype", ["float32", "bfloat16", "float16"])
 def test_the_fused_lrn_is_tensorflows_lrn_in_float32(dtype):
     """Activations of several hundred: float16 squares of them overflow unless computed in float32."""
