@@ -320,3 +320,19 @@ def test_a_process_training_run_after_run_keeps_no_earlier_run(dataset, weights_
     finally:
         gc.enable()
     assert len(kernels) == 1  # the last run's, which the next one frees
+
+
+def test_runs_in_one_process_start_from_the_files_values(dataset, weights_file, tmp_path):
+    """A worker keeps the start values of a fingerprinted weights file for its next job, shared
+    with the new variables until an update writes them: the updates must not reach the kept ones."""
+    from model import assembly
+
+    spec = TrainSpec(**FAST)
+    for run in ("a", "b"):
+        train(spec, dataset, tmp_path / run, imagenet_weights=weights_file, cache_dir=tmp_path / "c")
+    start = read_weights(weights_file)
+    (kept,) = assembly._kept_start.values()
+    np.testing.assert_array_equal(kept["fc7"][0].numpy(), start["fc7"][0])
+    first, second = exported(tmp_path / "a"), exported(tmp_path / "b")
+    assert not np.array_equal(first["fc7"][0], start["fc7"][0])
+    np.testing.assert_array_equal(second["fc7"][0], first["fc7"][0])
