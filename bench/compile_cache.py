@@ -10,8 +10,10 @@ first call (trace + compile or load + run) and the second (run only) per batch s
 from __future__ import annotations
 
 import argparse
+import atexit
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -59,6 +61,7 @@ def main() -> None:
     from model.weights import write_synthetic_weights
 
     work = Path(tempfile.mkdtemp(prefix="finetune-compile-bench-"))
+    atexit.register(shutil.rmtree, work, ignore_errors=True)  # 0.5-2 GB of runs and weights
     weights = str(write_synthetic_weights(work / "weights.npz"))
     env = {k: v for k, v in os.environ.items() if k != "TF_XLA_FLAGS"}
 

@@ -13,8 +13,10 @@ the same with `precision=bfloat16` requests.
 from __future__ import annotations
 
 import argparse
+import atexit
 import os
 import resource
+import shutil
 import statistics
 import tempfile
 import time
@@ -56,6 +58,7 @@ def main() -> None:
     from tests.utils.service import upload_and_wait, wait_for
 
     work = Path(tempfile.mkdtemp(prefix="finetune-predict-bench-"))
+    atexit.register(shutil.rmtree, work, ignore_errors=True)  # 0.5-2 GB of runs and weights
     up, base, data = start_service(work)
     try:
         http = httpx.Client(base_url=base, timeout=120)
