@@ -139,16 +139,22 @@ async function matrix(root, id, classes) {
 async function misclassified(root, id, datasetId) {
   if (!datasetId) return;
   const box = root.querySelector("[data-testid=misclassified]");
+  // Each new best epoch and the job's end redraw this; only the latest call draws, or two calls
+  // interleaving their awaits would leave both calls' images in the box.
+  const call = (box.dataset.call = String(Number(box.dataset.call || 0) + 1));
   const pages = await Promise.all(["val", "test"].map((split) =>
     request(`/jobs/${id}/predictions?split=${split}&wrong_only=true&limit=48`).then((p) => p.data.map((d) => ({ ...d, split })))));
-  const wrong = pages.flat();
-  box.replaceChildren();
-  if (!wrong.length) box.innerHTML = `<p class="muted">none so far</p>`;
-  for (const item of wrong) {
+  const figures = await Promise.all(pages.flat().map(async (item) => {
     const figure = document.createElement("figure");
     figure.innerHTML = html`<img alt="image ${item.index}"><figcaption>${item.split}: true <b>${item.label}</b>,
       predicted <b>${item.predicted}</b> (${percent(item.probability)})</figcaption>`;
-    box.append(figure);
     figure.querySelector("img").src = await objectUrl(`/datasets/${datasetId}/images/${item.index}`);
+    return figure;
+  }));
+  if (box.dataset.call !== call) {
+    figures.forEach((figure) => URL.revokeObjectURL(figure.querySelector("img").src));
+    return;
   }
+  box.replaceChildren(...figures);
+  if (!figures.length) box.innerHTML = `<p class="muted">none so far</p>`;
 }
