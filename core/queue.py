@@ -28,6 +28,7 @@ def make_celery(settings: Settings, main: str = "finetune") -> Celery:
         "socket_connect_timeout": 3,
     }
     if settings.uses_filesystem_broker:
+        app.conf.broker_transport = "core.filesystem_broker:Transport"  # safe first binds
         folder = settings.broker_dir / "queue"
         (settings.broker_dir / "processed").mkdir(parents=True, exist_ok=True)
         folder.mkdir(parents=True, exist_ok=True)
