@@ -322,12 +322,14 @@ def test_a_process_training_run_after_run_keeps_no_earlier_run(dataset, weights_
     assert len(kernels) == 1  # the last run's, which the next one frees
 
 
-def test_runs_in_one_process_start_from_the_files_values(dataset, weights_file, tmp_path):
+@pytest.mark.parametrize("options", [{}, {"momentum": 0.0}, {"optimizer": "adam"}], ids=str)
+def test_runs_in_one_process_start_from_the_files_values(dataset, weights_file, tmp_path, options):
     """A worker keeps the start values of a fingerprinted weights file for its next job, shared
-    with the new variables until an update writes them: the updates must not reach the kept ones."""
+    with the new variables until an update writes them: the updates must not reach the kept ones
+    (each optimizer updates through other ops: the fused momentum kernel, assign-add, Adam's)."""
     from model import assembly
 
-    spec = TrainSpec(**FAST)
+    spec = TrainSpec(**FAST, **options)
     for run in ("a", "b"):
         train(spec, dataset, tmp_path / run, imagenet_weights=weights_file, cache_dir=tmp_path / "c")
     start = read_weights(weights_file)
