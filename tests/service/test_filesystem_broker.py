@@ -77,6 +77,6 @@ def test_two_first_binds_at_once_keep_both(tmp_path, monkeypatch):
 
 
 def test_the_embedded_default_uses_it(tmp_path):
-    app = make_celery(Settings(data_dir=tmp_path))
+    app = make_celery(Settings(data_dir=tmp_path, broker_url="filesystem://"))
     with app.connection_for_write() as connection:
         assert isinstance(connection.transport, Transport)
