@@ -10,15 +10,13 @@ first call (trace + compile or load + run) and the second (run only) per batch s
 from __future__ import annotations
 
 import argparse
-import atexit
 import json
 import os
-import shutil
 import subprocess
 import sys
-import tempfile
 import time
-from pathlib import Path
+
+from bench.scratch import scratch_folder
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 SIZES = (256, 128, 64)
@@ -60,8 +58,7 @@ def main() -> None:
 
     from model.weights import write_synthetic_weights
 
-    work = Path(tempfile.mkdtemp(prefix="finetune-compile-bench-"))
-    atexit.register(shutil.rmtree, work, ignore_errors=True)  # 0.5-2 GB of runs and weights
+    work = scratch_folder("finetune-compile-bench-")
     weights = str(write_synthetic_weights(work / "weights.npz"))
     env = {k: v for k, v in os.environ.items() if k != "TF_XLA_FLAGS"}
 

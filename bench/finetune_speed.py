@@ -12,14 +12,12 @@ Prints images/s (training images × epochs / seconds) and the time ratios a/b an
 from __future__ import annotations
 
 import argparse
-import atexit
 import gc
 import os
-import shutil
 import statistics
-import tempfile
 import time
-from pathlib import Path
+
+from bench.scratch import scratch_folder
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -46,8 +44,7 @@ def main() -> None:
 
     gc.collect()
     gc.freeze()  # what the worker does once the engine is loaded (worker/celery_app.py: warm_up)
-    work = Path(tempfile.mkdtemp(prefix="finetune-bench-"))
-    atexit.register(shutil.rmtree, work, ignore_errors=True)  # 0.5-2 GB of runs and weights
+    work = scratch_folder("finetune-bench-")
     weights = write_synthetic_weights(work / "bvlc_alexnet.npz")
     per_class = args.images // 4
     archive = class_folder_zip(work / "data.zip", classes=("a", "b", "c", "d"), per_class=per_class)

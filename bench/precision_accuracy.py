@@ -11,14 +11,13 @@ absolute accuracy says little; the point is the gap between the two precisions.
 from __future__ import annotations
 
 import argparse
-import atexit
 import io
 import os
-import shutil
-import tempfile
 import time
 import zipfile
 from pathlib import Path
+
+from bench.scratch import scratch_folder
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -50,8 +49,7 @@ def main() -> None:
     from model.training import train
     from model.weights import write_synthetic_weights
 
-    work = Path(tempfile.mkdtemp(prefix="finetune-precision-bench-"))
-    atexit.register(shutil.rmtree, work, ignore_errors=True)  # 0.5-2 GB of runs and weights
+    work = scratch_folder("finetune-precision-bench-")
     weights = write_synthetic_weights(work / "bvlc_alexnet.npz")
     dataset = prepare_dataset(
         digits_zip(work / "digits.zip"), work / "dataset", SplitFractions(0.15, 0.15, seed=0)

@@ -13,12 +13,9 @@ the same with `precision=bfloat16` requests.
 from __future__ import annotations
 
 import argparse
-import atexit
 import os
 import resource
-import shutil
 import statistics
-import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -27,6 +24,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 WARM_UP_SECONDS = 5.0
 
 from bench.embedded import start_service  # noqa: E402
+from bench.scratch import scratch_folder  # noqa: E402
 
 
 def process_cpu_seconds(pid: int) -> float:
@@ -57,8 +55,7 @@ def main() -> None:
     from tests.utils.images import make_image
     from tests.utils.service import upload_and_wait, wait_for
 
-    work = Path(tempfile.mkdtemp(prefix="finetune-predict-bench-"))
-    atexit.register(shutil.rmtree, work, ignore_errors=True)  # 0.5-2 GB of runs and weights
+    work = scratch_folder("finetune-predict-bench-")
     up, base, data = start_service(work)
     try:
         http = httpx.Client(base_url=base, timeout=120)

@@ -14,15 +14,13 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
-import tempfile
 import time
 from datetime import datetime
-from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from bench.embedded import start_service  # noqa: E402
+from bench.scratch import scratch_folder
 
 
 def seconds_between(a: str, b: str) -> float:
@@ -47,7 +45,7 @@ def main() -> None:
     from tests.utils.images import class_folder_zip
     from tests.utils.service import upload_and_wait, wait_for
 
-    work = Path(tempfile.mkdtemp(prefix="finetune-service-bench-"))
+    work = scratch_folder("finetune-service-bench-")
     archive = class_folder_zip(work / "pets.zip", per_class=args.per_class)
     spec = {"num_epochs": args.epochs, "batch_size": args.batch_size, "augment_flip": True}
     up, url, data = start_service(work)
@@ -98,7 +96,6 @@ def main() -> None:
               epochs=args.epochs, validation_data=(images[val_rows], prepared.labels[val_rows]),
               verbose=0)  # fmt: skip
     naive_s = time.perf_counter() - started
-    shutil.rmtree(work, ignore_errors=True)
 
     precision = job["progress"].get("precision")
     print(f"{len(prepared)} images ({len(train_rows)} train), fc7+fc8, {args.epochs} epochs, flips, "

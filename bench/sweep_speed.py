@@ -17,13 +17,12 @@ import argparse
 import itertools
 import os
 import shutil
-import tempfile
 import time
-from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from bench.embedded import start_service  # noqa: E402
+from bench.scratch import scratch_folder
 
 GRID = {"learning_rate": [0.01, 0.001], "dropout_rate": [0.3, 0.5], "weight_decay": [0.0, 0.0005]}
 
@@ -39,7 +38,7 @@ def main() -> None:
 
     from tests.utils.service import upload_and_wait, wait_for
 
-    work = Path(tempfile.mkdtemp(prefix="finetune-sweep-bench-"))
+    work = scratch_folder("finetune-sweep-bench-")
     base = {"num_epochs": args.epochs, "batch_size": args.batch_size}
     trials = [dict(zip(GRID, values)) for values in itertools.product(*GRID.values())]
     up, url, data = start_service(work)
@@ -73,7 +72,6 @@ def main() -> None:
         result = http.get(f"/sweeps/{sweep['id']}").json()
     finally:
         up.stop()
-        shutil.rmtree(work, ignore_errors=True)
 
     print(f"{len(trials)} trials of fc7+fc8, {args.epochs} epochs, batch {args.batch_size}, flips, "
           f"{train_images} training images; CPU: {os.cpu_count()} cores; one train worker")  # fmt: skip
