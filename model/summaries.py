@@ -50,8 +50,9 @@ def histogram_sample(tensor, limit: int = 8192) -> tf.Tensor:
     coordinates, not from a flattened view: Grappler moves a float32 cast past a reshape, and so
     cast fc7's bfloat16 gradient a second time (~5 ms of a ~48 ms step)."""
     shape = tuple(tensor.shape)
+    if not shape:  # a scalar: itself
+        return tf.cast(tf.reshape(tensor, [1]), tf.float32)
     size = int(np.prod(shape))
     flat_indices = np.arange(0, size, max(1, size // limit))
-    coordinates = np.stack(np.unravel_index(flat_indices, shape), axis=1) if shape else None
-    sample = tf.gather_nd(tensor, coordinates) if shape else tf.reshape(tensor, [1])
-    return tf.cast(sample, tf.float32)
+    coordinates = np.stack(np.unravel_index(flat_indices, shape), axis=1)
+    return tf.cast(tf.gather_nd(tensor, coordinates), tf.float32)
