@@ -7,6 +7,7 @@ from collections.abc import Collection, Mapping
 import keras
 import numpy as np
 
+from model.dense import FastDense
 from model.layers import GroupedConv2D, LocalResponseNormalization
 from model.layout import WEIGHT_LAYERS
 from model.preprocess import PreprocessSpec, image_normalization_layer
@@ -36,7 +37,8 @@ def build_alexnet(
     `dtype_policy="mixed_float16"` computes the convolutions and dense layers in half precision; the
     input normalization, LRN and the logits stay float32. `fast_kernels` computes with what is
     fastest here but not portable (see `model.layers`): LRN and the input normalization compiled
-    by XLA, grouped convolutions in TensorFlow's grouped kernel. For training and bfloat16
+    by XLA, grouped convolutions in TensorFlow's grouped kernel, fc6 and fc7's large-batch products
+    by XLA on CPUs where that is faster (`model.dense`). For training and bfloat16
     serving; exports use plain ops that every runtime and converter knows. `half_weights`, for a
     network that only predicts: the layers computing in half precision hold their weights in it,
     cast once here rather than at every call. The same values, so the same outputs; a bfloat16
@@ -89,6 +91,10 @@ def build_alexnet(
     def dense(name, units, **kwargs):
         return layers.Dense(units, name=name, **initializers(name), **kwargs)
 
+    def large_dense(name):  # fc6, fc7: their products are most of a training step (model/dense.py)
+        kind = FastDense if fast_kernels else layers.Dense
+        return kind(4096, name=name, activation="relu", dtype=weights_policy, **initializers(name))
+
     def pool(name):
         return layers.MaxPooling2D(3, strides=2, padding="valid", name=name, dtype=policy)
 
@@ -103,9 +109,9 @@ def build_alexnet(
     x = conv("conv5", 256, 3, groups=2)(x)
     x = pool("pool5")(x)
     x = layers.Flatten(name="flatten", dtype=policy)(x)
-    x = dense("fc6", 4096, activation="relu", dtype=weights_policy)(x)
+    x = large_dense("fc6")(x)
     x = layers.Dropout(dropout_rate, seed=seed, name="dropout6", dtype=policy)(x)
-    x = dense("fc7", 4096, activation="relu", dtype=weights_policy)(x)
+    x = large_dense("fc7")(x)
     x = layers.Dropout(dropout_rate, seed=None if seed is None else seed + 1, name="dropout7", dtype=policy)(
         x
     )

@@ -45,10 +45,13 @@ def test_cached_and_uncached_training_are_the_same(dataset, weights_file, tmp_pa
         assert recorder.info.feature_cache == ("cached" if cached else None)
         runs[cached] = ([s.loss for s in recorder.steps], exported(tmp_path / str(cached)))
     # the prefix runs at other batch sizes with and without the cache (256 rows against 8), which
-    # oneDNN's AVX2 kernels round differently in the last bits; two epochs grow that to ~1.5e-4
+    # oneDNN's AVX2 kernels round differently in the last bits, and there fc6 and fc7 take XLA's
+    # product from 64 rows (model/dense.py); two epochs grow that to ~1.5e-4 in the losses and
+    # 4e-5 of the largest weight
     assert np.allclose(runs[True][0], runs[False][0], rtol=1e-3, atol=1e-5)
     for name in train_layers:
-        assert np.allclose(runs[True][1][name][0], runs[False][1][name][0], atol=1e-5), name
+        want, got = runs[False][1][name][0], runs[True][1][name][0]
+        assert np.abs(got - want).max() <= 1e-4 * np.abs(want).max(), name
 
 
 def test_the_feature_phase_reports_one_total(dataset, weights_file, tmp_path):
