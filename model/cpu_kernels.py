@@ -21,7 +21,11 @@ def prefer_onednn() -> bool:
     call set it. TensorFlow reads the variable once, so this only counts before it is imported."""
     if "TF_ENABLE_ONEDNN_OPTS" in os.environ or "tensorflow" in sys.modules:
         return False
-    if platform.machine().lower() not in X86:
+    if not is_x86():
         return False
     os.environ["TF_ENABLE_ONEDNN_OPTS"] = "1"
     return True
+
+
+def is_x86() -> bool:
+    return platform.machine().lower() in X86

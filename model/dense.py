@@ -11,7 +11,6 @@ AVX-512 CPUs or GPUs, which keep TensorFlow's kernels.
 from __future__ import annotations
 
 import functools
-import platform
 
 import keras
 import tensorflow as tf
@@ -71,9 +70,9 @@ def _xla_product(x, kernel):
 def xla_products_faster(dtype: str) -> bool:
     """float32 on an x86 CPU without AVX-512 and without a GPU: where XLA's product was measured
     faster (module docstring)."""
-    from model.cpu_kernels import X86
+    from model.cpu_kernels import is_x86
     from model.precision import cpu_flags
 
-    if dtype != "float32" or platform.machine().lower() not in X86:
+    if dtype != "float32" or not is_x86():
         return False
     return "avx512f" not in cpu_flags() and not tf.config.list_physical_devices("GPU")
