@@ -1,10 +1,19 @@
-"""oneDNN for TensorFlow's CPU kernels on every x86 CPU, not only the newest.
+"""TensorFlow's CPU settings that must be chosen before it starts: oneDNN kernels, pooled memory.
 
-TensorFlow turns oneDNN on by default only on x86 CPUs with AVX512_VNNI, AVX512_BF16, AVX_VNNI or
-AMX; elsewhere (AVX2 CPUs such as AMD's Zen 3) its Eigen kernels run. On 2 cores of such a CPU
+oneDNN: TensorFlow turns it on by default only on x86 CPUs with AVX512_VNNI, AVX512_BF16, AVX_VNNI
+or AMX; elsewhere (AVX2 CPUs such as AMD's Zen 3) its Eigen kernels run. On 2 cores of such a CPU
 (AMD EPYC, AVX2, 2026-11-26) oneDNN ran the frozen AlexNet layers at 102 img/s against 70 with the
-fast kernels (`python -m bench.layer_speed`), and a cold 500-image finetune in 14.9 s against 21.0
+fast kernels (`python -m bench.cpu_settings`), and a cold 500-image finetune in 14.9 s against 21.0
 (`bench.finetune_speed`). TensorFlow's grouped convolution kernel also exists only with oneDNN.
+
+Pooled memory: with oneDNN on, TensorFlow's CPU allocator is oneDNN's, which pools large blocks.
+Without it (TF_ENABLE_ONEDNN_OPTS=0, or a CPU where neither TensorFlow nor this module turns it
+on), every block comes from malloc, and the frozen prefix's large activations came fresh from the
+kernel at every call: on an AVX2 AMD EPYC with Eigen's kernels (2026-11-27), 1,958 page faults an
+image against 74 with TensorFlow's BFC allocator, which keeps what it took and reuses it; features
+1.21-1.26× as fast, an fc7+fc8 step 1.29× (`python -m bench.cpu_settings --setting allocator`).
+With oneDNN on, the BFC allocator measured the same as oneDNN's (1.01-1.07×, step 0.98×), so it
+is asked for everywhere. A process keeps the memory of its peak, as with oneDNN's.
 """
 
 from __future__ import annotations
@@ -19,11 +28,20 @@ X86 = ("x86_64", "amd64", "i386", "i686", "x86")
 def prefer_onednn() -> bool:
     """Ask for oneDNN in this process unless TF_ENABLE_ONEDNN_OPTS already decides; True when this
     call set it. TensorFlow reads the variable once, so this only counts before it is imported."""
-    if "TF_ENABLE_ONEDNN_OPTS" in os.environ or "tensorflow" in sys.modules:
+    return is_x86() and _set_before_tensorflow("TF_ENABLE_ONEDNN_OPTS", "1")
+
+
+def prefer_pooled_memory() -> bool:
+    """Ask for TensorFlow's BFC allocator on the CPU unless TF_CPU_ALLOCATOR_USE_BFC already
+    decides; True when this call set it."""
+    return _set_before_tensorflow("TF_CPU_ALLOCATOR_USE_BFC", "true")
+
+
+def _set_before_tensorflow(name: str, value: str) -> bool:
+    """An operator's own setting wins, and once TensorFlow is imported it may have read it."""
+    if name in os.environ or "tensorflow" in sys.modules:
         return False
-    if not is_x86():
-        return False
-    os.environ["TF_ENABLE_ONEDNN_OPTS"] = "1"
+    os.environ[name] = value
     return True
 
 
