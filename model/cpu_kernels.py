@@ -3,7 +3,7 @@
 oneDNN: TensorFlow turns it on by default only on x86 CPUs with AVX512_VNNI, AVX512_BF16, AVX_VNNI
 or AMX; elsewhere (AVX2 CPUs such as AMD's Zen 3) its Eigen kernels run. On 2 cores of such a CPU
 (AMD EPYC, AVX2, 2026-11-26) oneDNN ran the frozen AlexNet layers at 102 img/s against 70 with the
-fast kernels (`python -m bench.cpu_settings`), and a cold 500-image finetune in 14.9 s against 21.0
+fast kernels (`python -m bench.layer_speed`), and a cold 500-image finetune in 14.9 s against 21.0
 (`bench.finetune_speed`). TensorFlow's grouped convolution kernel also exists only with oneDNN.
 
 Pooled memory: with oneDNN on, TensorFlow's CPU allocator is oneDNN's, which pools large blocks.
