@@ -2,11 +2,10 @@
 pooled (BFC) CPU allocator; an operator's setting wins."""
 
 import os
-import platform
 
 import pytest
 
-from model.cpu_kernels import X86, prefer_onednn, prefer_pooled_memory
+from model.cpu_kernels import is_x86, prefer_onednn, prefer_pooled_memory
 from tests.utils.processes import run_python
 
 CHOSEN = ("TF_ENABLE_ONEDNN_OPTS", "TF_CPU_ALLOCATOR_USE_BFC")
@@ -25,7 +24,7 @@ def fresh_process(**env) -> list[str]:
     return done.stdout.split()
 
 
-@pytest.mark.skipif(platform.machine().lower() not in X86, reason="oneDNN is asked for on x86 only")
+@pytest.mark.skipif(not is_x86(), reason="oneDNN is asked for on x86 only")
 def test_importing_the_engine_first_turns_onednn_on():
     onednn, _, enabled = fresh_process()
     assert (onednn, enabled) == ("1", "True")
