@@ -7,7 +7,7 @@ from collections.abc import Collection, Mapping
 import keras
 import numpy as np
 
-from model.dense import FastDense
+from model.dense import FastDense, ServingDense
 from model.layers import GroupedConv2D, LocalResponseNormalization
 from model.layout import WEIGHT_LAYERS
 from model.preprocess import PreprocessSpec, image_normalization_layer
@@ -23,7 +23,7 @@ def build_alexnet(
     dtype_policy: str | None = None,
     *,
     fast_kernels: bool = False,
-    half_weights: bool = False,
+    predict_only: bool = False,
     initialize: Collection[str] = WEIGHT_LAYERS,
     start_weights: Mapping[str, tuple[np.ndarray, np.ndarray]] | None = None,
 ) -> keras.Model:
@@ -39,11 +39,12 @@ def build_alexnet(
     fastest here but not portable (see `model.layers`): LRN and the input normalization compiled
     by XLA, grouped convolutions in TensorFlow's grouped kernel, fc6 and fc7's large-batch products
     by XLA on CPUs where that is faster (`model.dense`). For training and bfloat16
-    serving; exports use plain ops that every runtime and converter knows. `half_weights`, for a
+    serving; exports use plain ops that every runtime and converter knows. `predict_only`, for a
     network that only predicts: the layers computing in half precision hold their weights in it,
-    cast once here rather than at every call. The same values, so the same outputs; a bfloat16
-    batch of 16 took 41 ms instead of 60, one image 10 instead of 30 (2 cores of a Xeon with AMX).
-    Training keeps float32 weights: its updates would be lost in bfloat16's 8-bit mantissa.
+    cast once here rather than at every call (a bfloat16 batch of 16 took 41 ms instead of 60, one
+    image 10 instead of 30, on 2 cores of a Xeon with AMX), and fc6 and fc7 hold their kernels
+    transposed (`model.dense.ServingDense`). Training keeps float32 weights in Keras' layout: its
+    updates would be lost in bfloat16's 8-bit mantissa, and checkpoints keep one layout.
     """
     if not isinstance(num_classes, int) or isinstance(num_classes, bool) or num_classes < 2:
         raise ValueError(
@@ -55,7 +56,7 @@ def build_alexnet(
     if spec.image_size != 227:
         raise ValueError(f"AlexNet takes 227×227 input. Received: image_size={spec.image_size}")
     policy = dtype_policy or keras.config.dtype_policy().name
-    weights_policy = policy.removeprefix("mixed_") if half_weights else policy  # same compute type
+    weights_policy = policy.removeprefix("mixed_") if predict_only else policy  # same compute type
     layers = keras.layers
 
     def initializers(name):
@@ -92,7 +93,7 @@ def build_alexnet(
         return layers.Dense(units, name=name, **initializers(name), **kwargs)
 
     def large_dense(name):  # fc6, fc7: their products are most of a training step (model/dense.py)
-        kind = FastDense if fast_kernels else layers.Dense
+        kind = ServingDense if predict_only else FastDense if fast_kernels else layers.Dense
         return kind(4096, name=name, activation="relu", dtype=weights_policy, **initializers(name))
 
     def pool(name):

@@ -192,7 +192,7 @@ def _rebuilt_predictor(weights, classes: list[str], preprocess: PreprocessSpec, 
         preprocess=preprocess,
         dtype_policy=dtype_policy(precision),
         fast_kernels=True,
-        half_weights=True,
+        predict_only=True,
         initialize=(),
         start_weights=weights,
     )

@@ -5,7 +5,7 @@ or an x86 CPU with AMX or AVX512_BF16 while oneDNN is on (`model/cpu_kernels.py`
 x86; TensorFlow's own bfloat16 kernels, without oneDNN, are far slower than float32); float16 on
 older NVIDIA GPUs; float32 elsewhere.
 Training's variables stay float32 under every policy (predictors in half precision hold their
-weights in it: `build_alexnet(half_weights=True)`); LRN, the input normalization and the logits
+weights in it: `build_alexnet(predict_only=True)`); LRN, the input normalization and the logits
 compute in float32, and exports are float32 graphs.
 """
 

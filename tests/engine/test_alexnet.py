@@ -159,18 +159,18 @@ def test_fast_kernels_compute_the_portable_network(weights_file, policy, toleran
 
 
 @pytest.mark.parametrize("policy", ["mixed_bfloat16", "mixed_float16"])
-def test_half_weights_predict_exactly_as_weights_cast_at_every_call(weights_file, policy):
+def test_predict_only_networks_predict_exactly_as_weights_cast_at_every_call(weights_file, policy):
     """What the predictors hold: the half-precision layers' weights cast once, at build."""
     import tensorflow as tf
 
     images = np.random.default_rng(7).integers(0, 256, (3, 227, 227, 3), dtype=np.uint8)
     outputs, models = [], []
-    for half_weights in (False, True):
+    for predict_only in (False, True):
         model = build_alexnet(
             1000,
             dtype_policy=policy,
             fast_kernels=True,
-            half_weights=half_weights,
+            predict_only=predict_only,
             initialize=(),
             start_weights=read_weights(weights_file),
         )

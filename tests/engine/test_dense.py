@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from model.dense import XLA_MIN_ROWS, FastDense, xla_products_faster
+from model.dense import SERVING_WIDE_ROWS, XLA_MIN_ROWS, FastDense, ServingDense, xla_products_faster
 
 
 def _layers(units=96, inputs=80):
@@ -93,3 +93,72 @@ def test_training_builds_take_fast_dense_for_fc6_and_fc7_only():
     kinds = [type(fast.get_layer(name)).__name__ for name in ("fc6", "fc7", "fc8")]
     assert kinds == ["FastDense", "FastDense", "Dense"]
     assert not any(isinstance(layer, FastDense) for layer in build_alexnet(2).layers)  # exports
+
+
+def _serving_layers(dtype, units=96, inputs=80):
+    """A plain Dense and a ServingDense, its kernel given in Keras' (inputs, units) layout."""
+    import keras
+
+    rng = np.random.default_rng(6)
+    kernel, bias = rng.standard_normal((inputs, units)), rng.standard_normal(units) * 0.1
+    plain = keras.layers.Dense(units, activation="relu", dtype=dtype)
+    plain.build((None, inputs))
+    plain.set_weights([kernel, bias])
+    serving = ServingDense(
+        units,
+        activation="relu",
+        dtype=dtype,
+        kernel_initializer=keras.initializers.Constant(kernel),
+        bias_initializer=keras.initializers.Constant(bias),
+    )
+    serving.build((None, inputs))
+    return plain, serving
+
+
+@pytest.mark.parametrize("rows", [1, SERVING_WIDE_ROWS - 1, SERVING_WIDE_ROWS, 16])
+@pytest.mark.parametrize("traced", [False, True])
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+def test_serving_dense_computes_dense(rows, traced, dtype):
+    """Eagerly, and traced for any batch size (the predictors' signature): Dense's outputs, to the
+    rounding of the type, from a kernel held transposed."""
+    import tensorflow as tf
+
+    plain, serving = _serving_layers(dtype)
+    assert tuple(serving.kernel.shape) == (96, 80) and not serving.trainable_weights
+    np.testing.assert_array_equal(np.asarray(serving.kernel).T, np.asarray(plain.kernel))
+    x = tf.constant(np.random.default_rng(7).standard_normal((rows, 80)), dtype)
+    outputs = []
+    for layer in (plain, serving):
+        run = layer
+        if traced:
+            run = tf.function(layer, input_signature=[tf.TensorSpec((None, 80), dtype)])
+        outputs.append(tf.cast(run(x), tf.float32).numpy())
+    want, got = outputs
+    rounding = {"float32": 1e-5, "bfloat16": 1e-2}[dtype]
+    assert np.abs(want).max() > 1
+    np.testing.assert_allclose(got, want, rtol=rounding, atol=rounding * np.abs(want).max())
+
+
+def test_serving_dense_takes_the_wide_form_from_the_minimum_rows_in_float32_only():
+    """(kernel · xᵀ)ᵀ transposes the product: from SERVING_WIDE_ROWS float32 rows, decided at run
+    time for an unknown batch; half precision always multiplies x · kernelᵀ."""
+    import tensorflow as tf
+
+    def ops(dtype, rows):
+        _, serving = _serving_layers(dtype)
+        graph = tf.function(serving).get_concrete_function(tf.TensorSpec((rows, 80), dtype)).graph
+        return {op.type for op in graph.get_operations()}
+
+    assert "Transpose" in ops("float32", SERVING_WIDE_ROWS)
+    assert "Transpose" not in ops("float32", SERVING_WIDE_ROWS - 1)
+    assert {"If", "StatelessIf"} & ops("float32", None)
+    assert not {"Transpose", "If", "StatelessIf"} & ops("bfloat16", None)
+
+
+def test_predict_only_builds_take_serving_dense_for_fc6_and_fc7():
+    from model.alexnet import build_alexnet
+
+    served = build_alexnet(2, predict_only=True, initialize=())
+    kinds = [type(served.get_layer(name)).__name__ for name in ("fc6", "fc7", "fc8")]
+    assert kinds == ["ServingDense", "ServingDense", "Dense"]
+    assert tuple(served.get_layer("fc6").kernel.shape) == (4096, 9216)
