@@ -64,7 +64,25 @@ def _fused_lrn(inputs, radius: int, alpha: float, bias: float):
     padded = tf.pad(x * x, [[0, 0], [0, 0], [0, 0], [radius, radius]])
     window = tf.add_n([padded[..., i : i + channels] for i in range(2 * radius + 1)])
     inverse_root = tf.math.rsqrt(bias + alpha * window)
-    return tf.cast(x * (inverse_root * tf.sqrt(inverse_root)), inputs.dtype)
+    return narrow_float32(x * (inverse_root * tf.sqrt(inverse_root)), inputs.dtype)
+
+
+def narrow_float32(x, dtype):
+    """`tf.cast(x, dtype)` for float32 `x`; to bfloat16 by `_round_to_bfloat16` (inside XLA kernels)."""
+    return _round_to_bfloat16(x) if tf.as_dtype(dtype) == tf.bfloat16 else tf.cast(x, dtype)
+
+
+@tf.custom_gradient
+def _round_to_bfloat16(x):
+    """float32 → bfloat16, rounded to nearest even by integer operations: bit for bit TensorFlow's
+    cast, infinities and NaNs included. XLA's CPU conversion kept the fused kernels' loops scalar:
+    the fused LRN over LRN1's 37M values at batch 128 took 47.7 ms with it and 25.2 with this, on
+    2 cores of a Xeon with AMX. The gradient is the cast's."""
+    high = tf.bitwise.right_shift(tf.bitcast(x, tf.uint32), 16)
+    rounded = tf.bitwise.right_shift(tf.bitcast(x, tf.uint32) + 0x7FFF + tf.bitwise.bitwise_and(high, 1), 16)
+    quiet_nan = tf.bitwise.bitwise_or(tf.bitwise.bitwise_and(high, 0x8000), 0x7FC0)  # what the cast gives
+    upper = tf.where(tf.math.is_nan(x), quiet_nan, rounded)  # a NaN's payload could round to infinity
+    return tf.bitcast(tf.cast(upper, tf.uint16), tf.bfloat16), lambda upstream: tf.cast(upstream, x.dtype)
 
 
 @keras.saving.register_keras_serializable(package="finetune")
@@ -162,9 +180,12 @@ class ImageNormalization(keras.layers.Layer):
         }
 
 
-def _normalization(inputs, mean_rgb: tuple[float, ...], reverse: bool, dtype: str):
+def _normalization(inputs, mean_rgb: tuple[float, ...], reverse: bool, dtype: str, cast=tf.cast):
     x = tf.cast(inputs, tf.float32) - tf.constant(mean_rgb, dtype=tf.float32)
-    return tf.cast(tf.reverse(x, axis=[-1]) if reverse else x, dtype)
+    return cast(tf.reverse(x, axis=[-1]) if reverse else x, dtype)
 
 
-_fused_normalization = tf.function(_normalization, jit_compile=True)
+@tf.function(jit_compile=True)
+def _fused_normalization(inputs, mean_rgb: tuple[float, ...], reverse: bool, dtype: str):
+    # bfloat16 at batch 128, 2 cores of a Xeon with AMX: 3.7 ms with tf.cast, 2.3 ms this way
+    return _normalization(inputs, mean_rgb, reverse, dtype, cast=narrow_float32)

@@ -197,3 +197,30 @@ def test_the_fused_lrn_is_tensorflows_lrn_in_float32(dtype):
     assert got.dtype == dtype
     rounding = {"float32": 1e-6, "bfloat16": 1e-2, "float16": 2e-3}[dtype]
     assert np.abs(got.numpy().astype(np.float32) - want).max() <= rounding * np.abs(want).max()
+
+
+@pytest.mark.parametrize("compiled", [False, True])
+def test_rounding_to_bfloat16_by_integers_is_tensorflows_cast_bit_for_bit(compiled):
+    """Random bit patterns (NaNs among them, some of whose payloads would round to infinity), ties
+    to even, zeros, infinities, the largest floats; the gradient is the cast's."""
+    import tensorflow as tf
+
+    from model.layers import narrow_float32
+
+    rng = np.random.default_rng(8)
+    ties = rng.integers(0, 2**16, 4096, dtype=np.uint32) << 16 | 0x8000
+    special = [0, 0x80000000, 0x7F800000, 0xFF800000, 0x7F7FFFFF, 0xFF7FFFFF, 0x7FC00000, 0xFFFFFFFF]
+    bits = np.concatenate([rng.integers(0, 2**32, 100_000, dtype=np.uint64).astype(np.uint32), ties, special])
+    values = tf.constant(bits.astype(np.uint32).view(np.float32))
+    narrow = lambda x: narrow_float32(x, "bfloat16")  # noqa: E731
+    got = (tf.function(narrow, jit_compile=True) if compiled else narrow)(values)
+    want = tf.cast(values, tf.bfloat16)
+    got_bits, want_bits = (tf.bitcast(t, tf.uint16).numpy() for t in (got, want))
+    nan = np.isnan(want.numpy().astype(np.float32))  # TensorFlow's own NaN sign varies with the size
+    np.testing.assert_array_equal(got_bits[~nan], want_bits[~nan])
+    assert nan.sum() > 100 and np.isnan(got.numpy()[nan].astype(np.float32)).all()
+    with tf.GradientTape() as tape:
+        tape.watch(values)
+        rounded = narrow(values)
+    gradient = tape.gradient(rounded, values, output_gradients=tf.ones_like(rounded))
+    assert gradient.dtype == tf.float32 and np.all(gradient.numpy() == 1)
