@@ -57,7 +57,7 @@ def large_batch_product(x, kernel):
     )
 
 
-_compiled_product = tf.function(lambda x, kernel: tf.matmul(x, kernel), jit_compile=True)
+_compiled_product = tf.function(lambda x, kernel: tf.matmul(x, kernel), jit_compile=True, autograph=False)
 
 
 @tf.custom_gradient

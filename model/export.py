@@ -93,7 +93,9 @@ def _ServingModule(model):
             super().__init__()
             self.layer_weights = {name: list(model.get_layer(name).weights) for name in WEIGHT_LAYERS}
 
-        @tf.function(input_signature=[tf.TensorSpec([None, 227, 227, 3], tf.uint8, name="images")])
+        @tf.function(
+            input_signature=[tf.TensorSpec([None, 227, 227, 3], tf.uint8, name="images")], autograph=False
+        )
         def serve(self, images):
             return tf.nn.softmax(tf.cast(model(images, training=False), tf.float32))
 
@@ -197,7 +199,9 @@ def _rebuilt_predictor(weights, classes: list[str], preprocess: PreprocessSpec, 
         start_weights=weights,
     )
     forward = tf.function(
-        lambda x: tf.nn.softmax(tf.cast(model(x, training=False), tf.float32)), reduce_retracing=True
+        lambda x: tf.nn.softmax(tf.cast(model(x, training=False), tf.float32)),
+        reduce_retracing=True,
+        autograph=False,
     )
     return Predictor(
         lambda batch: forward(tf.constant(batch, dtype=tf.uint8)).numpy(), classes, preprocess, precision

@@ -159,7 +159,7 @@ class FeatureCache:
         which = np.concatenate([np.full(len(pass_rows), k) for k, (_, pass_rows, _) in enumerate(todo)])
         flipped = np.array([flip for _, _, flip in todo])[which]
         forward = tf.function(  # traced once for the stream, not per pass
-            lambda x: tf.cast(prefix_model(x, training=False), stored), reduce_retracing=True
+            lambda x: tf.cast(prefix_model(x, training=False), stored), reduce_retracing=True, autograph=False
         )
         for start in range(0, len(rows), batch_size):
             if should_stop():

@@ -128,7 +128,9 @@ def train(
     shape, dtype = batches.example()
     any_x = tf.TensorSpec((None, *shape), dtype)
 
-    @tf.function(jit_compile=spec.xla, input_signature=[any_x, tf.TensorSpec((None,), tf.int32)])
+    @tf.function(
+        jit_compile=spec.xla, input_signature=[any_x, tf.TensorSpec((None,), tf.int32)], autograph=False
+    )
     def train_step(x, y):
         with tf.GradientTape() as tape:
             logits = tf.cast(net(x, training=True), tf.float32)
@@ -145,7 +147,7 @@ def train(
         return loss, accuracy, grad_norm, [None if g is None else histogram_sample(g) for g in grads]
 
     evaluate_forward = tf.function(
-        lambda x: tf.cast(net(x, training=False), tf.float32), input_signature=[any_x]
+        lambda x: tf.cast(net(x, training=False), tf.float32), input_signature=[any_x], autograph=False
     )
     writers = {
         name: tf.summary.create_file_writer(str(run_dir / "tensorboard" / name))
