@@ -6,8 +6,8 @@ that only predict (`ServingDense`): the kernel held transposed, the layout oneDN
 On 2 cores of an AVX2-only AMD EPYC (family 25, float32, oneDNN on), oneDNN multiplied 128 rows by
 fc7's 4096×4096 kernel in 61-69 ms, XLA's kernel in 42-44 ms; fc6 (9216×4096) took 156 against
 105 ms, 256 rows 289 against 169 ms. oneDNN is as fast only with the kernel stored transposed,
-which would change every checkpoint and export. At 16-32 rows (served predictions) oneDNN was as
-fast or faster (fc7 at 16 rows: 14 against 28 ms), so smaller batches keep it. Not measured on
+which would change every checkpoint and export. At 16-32 rows oneDNN was as fast or faster (fc7
+at 16 rows: 14 against 28 ms), so smaller batches keep it. Not measured on
 AVX-512 CPUs or GPUs, which keep TensorFlow's kernels for training.
 """
 
@@ -49,12 +49,16 @@ class FastDense(keras.layers.Dense):
 def large_batch_product(x, kernel):
     """x @ kernel: XLA's kernel from `XLA_MIN_ROWS` rows, TensorFlow's below."""
     kernel = tf.convert_to_tensor(kernel)  # its value: the tape takes the gradient on to the variable
+    return _by_rows(x, XLA_MIN_ROWS, lambda: _xla_product(x, kernel), lambda: tf.matmul(x, kernel))
+
+
+def _by_rows(x, min_rows: int, many, few):
+    """`many()` for batches of at least `min_rows` rows, else `few()`: chosen while tracing where the
+    batch size is known, by a `tf.cond` where it is not (a signature for any batch size)."""
     rows = x.shape[0]
     if rows is not None:
-        return _xla_product(x, kernel) if rows >= XLA_MIN_ROWS else tf.matmul(x, kernel)
-    return tf.cond(
-        tf.shape(x)[0] >= XLA_MIN_ROWS, lambda: _xla_product(x, kernel), lambda: tf.matmul(x, kernel)
-    )
+        return many() if rows >= min_rows else few()
+    return tf.cond(tf.shape(x)[0] >= min_rows, many, few)
 
 
 _compiled_product = tf.function(lambda x, kernel: tf.matmul(x, kernel), jit_compile=True, autograph=False)
@@ -132,8 +136,6 @@ class ServingDense(keras.layers.Layer):
 def serving_product(x, kernel_t):
     """x · kernel_tᵀ: as `(kernel_t · xᵀ)ᵀ` for float32 batches of `SERVING_WIDE_ROWS` or more rows,
     where oneDNN streams the large kernel as its source once; else as `x · kernel_tᵀ`."""
-    if x.dtype != tf.float32:
-        return tf.matmul(x, kernel_t, transpose_b=True)
 
     def wide():
         return tf.transpose(tf.matmul(kernel_t, x, transpose_b=True))
@@ -141,7 +143,4 @@ def serving_product(x, kernel_t):
     def narrow():
         return tf.matmul(x, kernel_t, transpose_b=True)
 
-    rows = x.shape[0]
-    if rows is not None:
-        return wide() if rows >= SERVING_WIDE_ROWS else narrow()
-    return tf.cond(tf.shape(x)[0] >= SERVING_WIDE_ROWS, wide, narrow)
+    return _by_rows(x, SERVING_WIDE_ROWS, wide, narrow) if x.dtype == tf.float32 else narrow()

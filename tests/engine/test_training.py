@@ -362,7 +362,6 @@ from model.export import load_export
 from model.spec import TrainSpec
 from model.training import train
 from tests.utils.images import class_folder_zip
-from tests.utils.processes import run_python
 
 work, weights = Path(sys.argv[1]), Path(sys.argv[2])
 archive = class_folder_zip(work / "data.zip", per_class=6)
