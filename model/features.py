@@ -20,6 +20,8 @@ import ml_dtypes
 import numpy as np
 import tensorflow as tf
 
+from model.padding import padded_size
+
 BFLOAT16 = np.dtype(ml_dtypes.bfloat16)
 
 DATASET_FILE = "dataset"  # the fingerprint of the dataset an entry was computed from
@@ -170,7 +172,7 @@ class FeatureCache:
             part = slice(start, start + batch_size)
             batch = images[rows[part]]
             batch[flipped[part]] = batch[flipped[part]][:, :, ::-1, :]
-            padding = (1 << (len(batch) - 1).bit_length()) - len(batch)
+            padding = padded_size(len(batch), batch_size) - len(batch)
             if padding:
                 batch = np.concatenate([batch, np.zeros((padding, *batch.shape[1:]), batch.dtype)])
             features = forward(tf.constant(batch)).numpy()[: len(batch) - padding].view(on_disk)

@@ -98,6 +98,29 @@ def test_the_feature_passes_share_batches_and_survive_a_cancel(dataset, weights_
     assert not np.asarray(flipped)[np.setdiff1d(np.arange(len(images)), train_rows)].any()
 
 
+def test_a_feature_streams_last_batch_is_padded_to_the_ladder(dataset, weights_file, tmp_path):
+    """26 images and 18 flipped ones in batches of 16: the last 12 run as 12 (the ladder of
+    `padded_size`), not padded to 16; the features are each image's own."""
+    prefix = assemble(TrainSpec(precision="float32"), 2, dataset.preprocess, weights_file).prefix
+    sizes = []
+
+    class Recording:  # the prefix, reporting each batch size it runs
+        output = prefix.output
+
+        def __call__(self, x, training):
+            seen = tf.numpy_function(lambda n: sizes.append(int(n)) or n, [tf.shape(x)[0]], tf.int32)
+            with tf.control_dependencies([seen]):
+                return prefix(tf.identity(x), training=training)
+
+    train_rows = dataset.indices("train")
+    cache = FeatureCache(tmp_path)
+    _, flipped = cache.features("k", dataset.images, Recording(), train_rows, batch_size=16)
+    assert (len(dataset.images), len(train_rows)) == (26, 18)
+    assert sizes == [16, 16, 12]
+    want = prefix(tf.constant(np.asarray(dataset.images)[train_rows][:, :, ::-1]), training=False).numpy()
+    np.testing.assert_allclose(flipped[train_rows], want, rtol=1e-5, atol=1e-5)
+
+
 def test_the_cache_key_covers_precision_and_preprocessing(dataset, weights_file, tmp_path):
     parts = assemble(TrainSpec(), 2, PreprocessSpec(), weights_file)
     cache = FeatureCache(tmp_path)

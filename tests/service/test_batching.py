@@ -9,7 +9,8 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import pytest
 
-from api.batching import MicroBatcher, padded_size
+from api.batching import MicroBatcher
+from model.padding import padded_size
 
 
 def slow_forward(calls: list):
