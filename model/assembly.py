@@ -115,6 +115,22 @@ def assemble(spec: TrainSpec, num_classes: int, preprocess: PreprocessSpec, imag
 _kept_start: dict[str, dict[str, tuple[tf.Tensor, tf.Tensor]]] = {}  # {fingerprint: {layer: values}}
 
 
+def keep_start_weights(path: str | Path) -> bool:
+    """Keep a fingerprinted weights file's layers but the classifier as this process's start values
+    (a worker's warm-up): its first job then finds them, as later jobs do. False, and nothing
+    kept, where the file is missing, unreadable or carries no fingerprint: a job reports that."""
+    path = Path(path)
+    try:
+        stored = stored_fingerprint(path) if path.is_file() else None
+        source = None if stored is None else read_weights(path)
+    except (WeightsError, OSError):
+        return False
+    if source is None:
+        return False
+    _start_weights(source, stored, [name for name in WEIGHT_LAYERS[:-1] if name in source])
+    return True
+
+
 def _start_weights(source: Weights | None, stored: str | None, loaded: list[str]) -> dict:
     """The loaded layers' start values. Those of a fingerprinted file are kept as tensors for the
     next run in this process (a worker's next job), whose variables are created sharing them: no

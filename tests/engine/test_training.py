@@ -8,9 +8,11 @@ import numpy as np
 import pytest
 
 from model.alexnet import build_alexnet
+from model.assembly import assemble
 from model.dataset import SplitFractions, prepare_dataset
 from model.export import load_export
 from model.layout import WEIGHT_LAYERS
+from model.preprocess import PreprocessSpec
 from model.reports import TrainingDiverged, TrainingObserver
 from model.spec import TrainSpec
 from model.training import BEST_WEIGHTS_FILE, train
@@ -340,6 +342,31 @@ def test_runs_in_one_process_start_from_the_files_values(dataset, weights_file, 
     first, second = exported(tmp_path / "a"), exported(tmp_path / "b")
     assert not np.array_equal(first["fc7"][0], start["fc7"][0])
     np.testing.assert_array_equal(second["fc7"][0], first["fc7"][0])
+
+
+def test_a_worker_keeps_the_start_weights_before_its_first_job(weights_file, tmp_path):
+    """The warm-up keeps every layer of the installed file but fc8 as tensors, where the first
+    job's assembly finds them (it copies none again); a file a job would refuse, or one without
+    its fingerprint, is left for the job to report."""
+    from model import assembly
+
+    assembly._kept_start.clear()
+    assert not assembly.keep_start_weights(tmp_path / "missing.npz")
+    (tmp_path / "pickled.npy").write_bytes(b"\x93NUMPY" + bytes(100))
+    assert not assembly.keep_start_weights(tmp_path / "pickled.npy")
+    unmarked = save_weights(read_weights(weights_file), tmp_path / "unmarked.npz", fingerprinted=False)
+    assert not assembly.keep_start_weights(unmarked)
+    assert not assembly._kept_start
+
+    assert assembly.keep_start_weights(weights_file)
+    (kept,) = assembly._kept_start.values()
+    assert list(kept) == list(WEIGHT_LAYERS[:-1])
+    start = read_weights(weights_file)
+    np.testing.assert_array_equal(kept["conv2"][0].numpy(), start["conv2"][0])
+    before = {name: (kernel.ref(), bias.ref()) for name, (kernel, bias) in kept.items()}
+    assemble(TrainSpec(**FAST), 2, PreprocessSpec(), weights_file)
+    (after,) = assembly._kept_start.values()
+    assert {name: (kernel.ref(), bias.ref()) for name, (kernel, bias) in after.items()} == before
 
 
 NOTHING_CONVERTED = """
