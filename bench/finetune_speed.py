@@ -1,7 +1,8 @@
 """Finetune speed, measured side by side in one run on the same generated images.
 
-(a) this package: fc7+fc8 for N epochs with flips, frozen prefix cached, in `--precision` (auto:
-    what `precision: auto` picks here), and again in float32; (a') jobs that find the cache warm;
+(a) this package, in a process warmed up as a worker's is (`model.warm_up`): fc7+fc8 for N epochs
+    with flips, frozen prefix cached, in `--precision` (auto: what `precision: auto` picks here),
+    and again in float32; (a') jobs that find the cache warm;
 (b) a naive float32 Keras `fit` of the same network that recomputes every layer every epoch;
 (c) the float32 lower bound: one forward pass through the frozen layers per image and per flip.
 Prints images/s (training images × epochs / seconds) and the time ratios a/b and a/c.
@@ -12,7 +13,6 @@ Prints images/s (training images × epochs / seconds) and the time ratios a/b an
 from __future__ import annotations
 
 import argparse
-import gc
 import os
 import statistics
 import time
@@ -39,13 +39,13 @@ def main() -> None:
     from model.dataset import SplitFractions, prepare_dataset
     from model.spec import TrainSpec
     from model.training import train
+    from model.warm_up import warm_up
     from model.weights import write_synthetic_weights
     from tests.utils.images import class_folder_zip
 
-    gc.collect()
-    gc.freeze()  # what the worker does once the engine is loaded (worker/celery_app.py: warm_up)
     work = scratch_folder("finetune-bench-")
     weights = write_synthetic_weights(work / "bvlc_alexnet.npz")
+    warm_up(weights)  # what a worker does before its first job
     per_class = args.images // 4
     archive = class_folder_zip(work / "data.zip", classes=("a", "b", "c", "d"), per_class=per_class)
     dataset = prepare_dataset(archive, work / "dataset", SplitFractions(0.15, 0.15))

@@ -286,7 +286,7 @@ def _free_earlier_runs() -> None:
     only a full collection frees: a process training run after run (a worker) grew by about 200 MB
     per fc7+fc8 run until Python's next full collection, and the next run's buffers landed on cold
     memory. Collected here, before this run allocates. A full collection over TensorFlow's ~330,000
-    objects takes ~0.1 s; the worker freezes those at start (`gc.freeze`), and then it takes ~5 ms."""
+    objects takes ~0.1 s; the worker freezes those at start (`model.warm_up`), and then it takes ~5 ms."""
     global _runs_in_process
     if _runs_in_process:
         gc.collect()
