@@ -79,9 +79,7 @@ def source_classes(source: Weights | None) -> int | None:
 
 def assemble(spec: TrainSpec, num_classes: int, preprocess: PreprocessSpec, imagenet_path=None) -> Assembly:
     keras.utils.set_random_seed(spec.seed)
-    path = source_path(spec, imagenet_path)
-    source = None if path is None else read_weights(path)
-    stored = stored_fingerprint(path) if path is not None and path.is_file() else None
+    source, stored = _read_start(source_path(spec, imagenet_path))
     spec.check_classes(num_classes, source_classes(source))
     reinit = set(spec.reinit_layers)
     if source_classes(source) not in (None, num_classes):
@@ -120,15 +118,23 @@ def keep_start_weights(path: str | Path) -> bool:
     (a worker's warm-up): its first job then finds them, as later jobs do. False, and nothing
     kept, where the file is missing, unreadable or carries no fingerprint: a job reports that."""
     path = Path(path)
+    if not path.is_file():  # not installed yet (or an export folder, which has no fingerprint)
+        return False
     try:
-        stored = stored_fingerprint(path) if path.is_file() else None
-        source = None if stored is None else read_weights(path)
+        source, stored = _read_start(path)
     except (WeightsError, OSError):
         return False
-    if source is None:
+    if stored is None:
         return False
-    _start_weights(source, stored, [name for name in WEIGHT_LAYERS[:-1] if name in source])
+    _start_weights(source, stored, [name for name in WEIGHT_LAYERS if name != "fc8" and name in source])
     return True
+
+
+def _read_start(path: Path | None) -> tuple[Weights | None, str | None]:
+    """The weights at `path` (None for none) and, for a weights file, the fingerprint stored in it."""
+    if path is None:
+        return None, None
+    return read_weights(path), (stored_fingerprint(path) if path.is_file() else None)
 
 
 def _start_weights(source: Weights | None, stored: str | None, loaded: list[str]) -> dict:

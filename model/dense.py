@@ -7,8 +7,8 @@ On 2 cores of an AVX2-only AMD EPYC (family 25, float32, oneDNN on), oneDNN mult
 fc7's 4096×4096 kernel in 61-69 ms, XLA's kernel in 42-44 ms; fc6 (9216×4096) took 156 against
 105 ms, 256 rows 289 against 169 ms. oneDNN is as fast only with the kernel stored transposed,
 which would change every checkpoint and export. At 16-32 rows oneDNN was as fast or faster (fc7
-at 16 rows: 14 against 28 ms), so smaller batches keep it. Not measured on
-AVX-512 CPUs or GPUs, which keep TensorFlow's kernels for training.
+at 16 rows: 14 against 28 ms), so smaller batches keep it. Not measured on AVX-512 CPUs or GPUs,
+which keep TensorFlow's kernels for training.
 """
 
 from __future__ import annotations
