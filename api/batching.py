@@ -18,7 +18,7 @@ from concurrent.futures import Future
 
 import numpy as np
 
-from model.padding import padded_size
+from model.padding import full_size, padded_size
 
 
 class MicroBatcher:
@@ -47,30 +47,53 @@ class MicroBatcher:
         self._queue.put(None)
 
     def _run(self) -> None:
-        while True:
-            first = self._queue.get()
-            if first is None:
+        held: list[tuple[np.ndarray, Future]] = []  # requests that wait for this batch, oldest first
+        closing = False
+        while held or not closing:
+            pending = held or [self._queue.get()]
+            if pending[0] is None:
                 return
-            pending, count = [first], len(first[0])
+            count = sum(len(images) for images, _ in pending)
             deadline = time.monotonic() + self.max_wait
-            while count < self.max_batch:
+            while count < self.max_batch and not closing:
                 try:
                     item = self._queue.get(timeout=max(0.0, deadline - time.monotonic()))
                 except queue.Empty:
                     break
                 if item is None:
-                    self._queue.put(None)  # close after this batch
+                    closing = True  # run what is queued, then stop
                     break
                 pending.append(item)
                 count += len(item[0])
-            self._run_batch(pending, count)
+            run, held = (pending, []) if closing else self._split(pending, count)
+            self._run_batch(run, sum(len(images) for images, _ in run))
+
+    def _split(self, pending: list[tuple[np.ndarray, Future]], count: int):
+        """The requests to run now and those that wait for the next batch.
+
+        A count between two ladder sizes is padded up only when that wastes fewer rows than are
+        past the size below; otherwise those requests wait. Under load the held requests join the
+        next batch, which runs anyway: 16 clients queued batches of 7 and 9 (or 6 and 10), run
+        as 8 and 12; held back, they settle at 8 and 8, and the cores compute nothing in vain.
+        A burst alone still finishes sooner on average: 9 images run as 8, then 1.
+        """
+        below = full_size(count)
+        if below == count or padded_size(count, self.max_batch) - count < count - below:
+            return pending, []
+        taken = position = 0  # the oldest requests that fit `below` (all of them never do)
+        while taken + len(pending[position][0]) <= below:
+            taken += len(pending[position][0])
+            position += 1
+        if taken != below:  # the requests' sizes do not add up to it: pad instead
+            return pending, []
+        return pending[:position], pending[position:]
 
     def _run_batch(self, pending: list[tuple[np.ndarray, Future]], count: int) -> None:
         size = padded_size(count, self.max_batch)
-        batch = np.concatenate([images for images, _ in pending])
-        if size > count:
-            batch = np.concatenate([batch, np.zeros((size - count, *batch.shape[1:]), batch.dtype)])
         try:
+            batch = np.concatenate([images for images, _ in pending])
+            if size > count:
+                batch = np.concatenate([batch, np.zeros((size - count, *batch.shape[1:]), batch.dtype)])
             probabilities = np.asarray(self.forward(batch))
         except Exception as exc:  # noqa: BLE001 - every request in the batch gets the error
             for _, future in pending:

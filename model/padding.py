@@ -18,3 +18,12 @@ def padded_size(count: int, max_batch: int) -> int:
             return min(power * 3 // 2, cap)
         power *= 2
     return min(power, cap)
+
+
+def full_size(count: int) -> int:
+    """The largest size ≤ count of the same ladder: what a batch of `count` runs as unpadded, once
+    the requests past it wait for the next batch."""
+    power = 1
+    while power * 2 <= count:
+        power *= 2
+    return power * 3 // 2 if power >= 2 and power * 3 // 2 <= count else power

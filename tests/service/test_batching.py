@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from api.batching import MicroBatcher
-from model.padding import padded_size
+from model.padding import full_size, padded_size
 
 
 def slow_forward(calls: list):
@@ -70,6 +70,66 @@ def test_an_error_reaches_every_request_of_its_batch():
         batcher.close()
 
 
+class Gate:
+    """A forward whose first call waits for `open()`: what arrives meanwhile queues up."""
+
+    def __init__(self):
+        self.calls: list[int] = []
+        self.opened = threading.Event()
+
+    def __call__(self, batch: np.ndarray) -> np.ndarray:
+        self.calls.append(len(batch))
+        self.opened.wait(5)
+        return batch.reshape(len(batch), -1)[:, :2].astype(np.float32)
+
+    def queue_behind_the_first(self, batcher: MicroBatcher, counts: list[int], close: bool = False):
+        """One request runs, requests of `counts` images queue meanwhile; all their results."""
+        with ThreadPoolExecutor(len(counts) + 1) as pool:
+            first = pool.submit(batcher, images(100))
+            while not self.calls:
+                time.sleep(0.001)
+            futures = []
+            for marker, count in enumerate(counts, start=1):
+                futures.append(pool.submit(batcher, images(marker, count)))
+                while batcher._queue.qsize() < marker:  # queued in this order
+                    time.sleep(0.001)
+            if close:
+                batcher.close()
+            self.opened.set()
+            assert (first.result() == 100).all()
+            results = [future.result() for future in futures]
+        for marker, (count, rows) in enumerate(zip(counts, results), start=1):
+            assert rows.shape == (count, 2) and (rows == marker).all()  # its own rows
+
+
+@pytest.mark.parametrize(
+    ("counts", "batches"),
+    [
+        ([1] * 9, [1, 8, 1]),  # 9 would run as 12: the ninth waits for the next batch instead
+        ([1] * 7, [1, 6, 1]),  # as many rows held as padded: held
+        ([1] * 11, [1, 12]),  # padding 1 row wastes less than holding 3 back
+        ([5, 5], [1, 12]),  # no oldest requests add up to 8: padded
+        ([3, 2, 3, 1], [1, 8, 1]),
+        ([1] * 8, [1, 8]),
+    ],
+)
+def test_a_batch_between_two_sizes_holds_the_newest_requests_back_when_padding_wastes_more(counts, batches):
+    gate = Gate()
+    batcher = MicroBatcher(gate, max_batch=32)
+    try:
+        gate.queue_behind_the_first(batcher, counts)
+    finally:
+        batcher.close()
+    assert gate.calls == batches
+
+
+def test_requests_queued_when_the_batcher_closes_are_all_answered():
+    gate = Gate()
+    batcher = MicroBatcher(gate, max_batch=32)
+    gate.queue_behind_the_first(batcher, [1] * 9, close=True)
+    assert gate.calls == [1, 12]  # closing runs what is queued, nothing held
+
+
 def test_padded_sizes():
     sizes = [padded_size(n, 64) for n in range(1, 65)]
     assert sorted(set(sizes)) == [1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64]  # few shapes to compile
@@ -77,3 +137,6 @@ def test_padded_sizes():
     assert [padded_size(n, 32) for n in (9, 16, 17, 25, 32)] == [12, 16, 24, 32, 32]
     assert padded_size(25, 20) == 25 and padded_size(13, 20) == 16 and padded_size(17, 20) == 20
     assert padded_size(40, 32) == 40  # one request larger than a batch runs as it is
+    assert [full_size(n) for n in range(1, 26)] == [
+        1, 2, 3, 4, 4, 6, 6, 8, 8, 8, 8, 12, 12, 12, 12, 16, 16, 16, 16, 16, 16, 16, 16, 24, 24
+    ]  # fmt: skip
