@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 
 import numpy as np
 import pytest
@@ -128,6 +128,43 @@ def test_requests_queued_when_the_batcher_closes_are_all_answered():
     batcher = MicroBatcher(gate, max_batch=32)
     gate.queue_behind_the_first(batcher, [1] * 9, close=True)
     assert gate.calls == [1, 12]  # closing runs what is queued, nothing held
+
+
+def in_daemon_thread(call, *args) -> Future:
+    """`call(*args)` in a daemon thread: a request the batcher never answers cannot hang the tests."""
+    future: Future = Future()
+    threading.Thread(target=lambda: future.set_result(call(*args)), daemon=True).start()
+    return future
+
+
+def test_a_batch_that_cannot_be_built_fails_its_requests_and_the_batcher_goes_on():
+    gate = Gate()
+    batcher = MicroBatcher(gate, max_batch=32)
+    errors: list[Exception] = []
+
+    def request(batch):
+        try:
+            return batcher(batch)
+        except ValueError as exc:
+            errors.append(exc)
+
+    try:
+        first = in_daemon_thread(request, images(100))
+        while not gate.calls:
+            time.sleep(0.001)
+        odd = in_daemon_thread(request, np.zeros((1, 10, 10, 3), np.uint8))  # not 227×227
+        while batcher._queue.qsize() < 1:
+            time.sleep(0.001)
+        good = in_daemon_thread(request, images(1))
+        while batcher._queue.qsize() < 2:
+            time.sleep(0.001)
+        gate.opened.set()
+        assert (first.result(timeout=5) == 100).all()
+        assert odd.result(timeout=5) is None and good.result(timeout=5) is None  # one batch: both failed
+        assert len(errors) == 2
+        assert (in_daemon_thread(request, images(3)).result(timeout=5) == 3).all()  # and it goes on
+    finally:
+        batcher.close()
 
 
 def test_padded_sizes():
