@@ -3,7 +3,8 @@
 Each loaded model gets one batching thread. A request's decoded images are queued; the thread
 takes whatever is queued (waiting at most `max_wait` for more, which on a CPU is a few
 milliseconds), up to `max_batch` images, pads the batch to one of a few fixed sizes so the graph
-never retraces for a new size, runs it, and hands each request its own rows back. On a CPU a
+never retraces for a new size (or leaves the newest requests for the next batch where padding
+would waste more rows), runs it, and hands each request its own rows back. On a CPU a
 batch of 16 costs far less than 16 batches of one, so 16 clients get several times the
 throughput of one without a slower single request.
 """
@@ -32,6 +33,8 @@ class MicroBatcher:
         self.forward, self.max_batch, self.max_wait, self.on_batch = forward, max_batch, max_wait, on_batch
         self.batch_sizes: list[int] = []  # what ran, padded, for tests and metrics
         self._queue: queue.Queue[tuple[np.ndarray, Future] | None] = queue.Queue()
+        self._closing = threading.Lock()  # a request is queued before `close`'s end mark, or not at all
+        self._closed = False
         self._thread = threading.Thread(target=self._run, name="predict-batcher", daemon=True)
         self._thread.start()
 
@@ -40,11 +43,19 @@ class MicroBatcher:
         if not len(images):
             return self.forward(images)
         future: Future = Future()
-        self._queue.put((images, future))
+        with self._closing:
+            closed = self._closed
+            if not closed:
+                self._queue.put((images, future))
+        if closed:  # evicted from the cache after this request took it: it runs alone
+            return self.forward(images)
         return future.result()
 
     def close(self) -> None:
-        self._queue.put(None)
+        """Stop the thread once it has answered every request queued so far."""
+        with self._closing:
+            self._closed = True
+            self._queue.put(None)
 
     def _run(self) -> None:
         held: list[tuple[np.ndarray, Future]] = []  # requests that wait for this batch, oldest first

@@ -167,6 +167,16 @@ def test_a_batch_that_cannot_be_built_fails_its_requests_and_the_batcher_goes_on
         batcher.close()
 
 
+def test_a_request_after_close_is_answered_alone():
+    """A predictor evicted from the cache while a request holds it: that request still runs."""
+    calls: list[int] = []
+    batcher = MicroBatcher(slow_forward(calls), max_batch=32)
+    batcher.close()
+    batcher._thread.join(5)
+    rows = in_daemon_thread(batcher, images(5, count=3)).result(timeout=5)
+    assert rows.shape == (3, 2) and (rows == 5).all() and calls == [3]
+
+
 def test_padded_sizes():
     sizes = [padded_size(n, 64) for n in range(1, 65)]
     assert sorted(set(sizes)) == [1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64]  # few shapes to compile
