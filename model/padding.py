@@ -12,18 +12,24 @@ def padded_size(count: int, max_batch: int) -> int:
     A feature pass's last batch takes it too: 82 images run as 96, not 128.
     """
     cap = max(max_batch, count)  # one request larger than a batch runs as it is
-    power = 1
-    while power < count:
-        if power >= 2 and power * 3 // 2 >= count:
-            return min(power * 3 // 2, cap)
-        power *= 2
-    return min(power, cap)
+    return min(next(size for size in _ladder() if size >= count), cap)
 
 
 def full_size(count: int) -> int:
     """The largest size ≤ count of the same ladder: what a batch of `count` runs as unpadded, once
     the requests past it wait for the next batch."""
+    below = 1
+    for size in _ladder():
+        if size > count:
+            return below
+        below = size
+
+
+def _ladder():
+    """1, 2, 3, 4, 6, 8, 12, 16 …: the powers of two and, from 2 on, their 1.5 multiples."""
     power = 1
-    while power * 2 <= count:
+    while True:
+        yield power
+        if power >= 2:
+            yield power * 3 // 2
         power *= 2
-    return power * 3 // 2 if power >= 2 and power * 3 // 2 <= count else power
