@@ -77,7 +77,7 @@ class MicroBatcher:
                 pending.append(item)
                 count += len(item[0])
             run, held = (pending, []) if closing else self._split(pending, count)
-            self._run_batch(run, sum(len(images) for images, _ in run))
+            self._run_batch(run)
 
     def _split(self, pending: list[tuple[np.ndarray, Future]], count: int):
         """The requests to run now and those that wait for the next batch.
@@ -99,10 +99,11 @@ class MicroBatcher:
             return pending, []
         return pending[:position], pending[position:]
 
-    def _run_batch(self, pending: list[tuple[np.ndarray, Future]], count: int) -> None:
-        size = padded_size(count, self.max_batch)
+    def _run_batch(self, pending: list[tuple[np.ndarray, Future]]) -> None:
         try:
             batch = np.concatenate([images for images, _ in pending])
+            count = len(batch)
+            size = padded_size(count, self.max_batch)
             if size > count:
                 batch = np.concatenate([batch, np.zeros((size - count, *batch.shape[1:]), batch.dtype)])
             probabilities = np.asarray(self.forward(batch))
