@@ -11,6 +11,7 @@ import pytest
 
 from api.batching import MicroBatcher
 from model.padding import full_size, padded_size
+from tests.utils.service import wait_for
 
 
 def slow_forward(calls: list):
@@ -70,6 +71,14 @@ def test_an_error_reaches_every_request_of_its_batch():
         batcher.close()
 
 
+def until(condition) -> None:
+    wait_for(condition, timeout=5, interval=0.001)
+
+
+def until_queued(batcher: MicroBatcher, requests: int) -> None:
+    until(lambda: batcher._queue.qsize() >= requests)
+
+
 class Gate:
     """A forward whose first call waits until `opened` is set: what arrives meanwhile queues up."""
 
@@ -86,13 +95,11 @@ class Gate:
         """One request runs, requests of `counts` images queue meanwhile; all their results."""
         with ThreadPoolExecutor(len(counts) + 1) as pool:
             first = pool.submit(batcher, images(100))
-            while not self.calls:
-                time.sleep(0.001)
+            until(lambda: self.calls)
             futures = []
             for marker, count in enumerate(counts, start=1):
                 futures.append(pool.submit(batcher, images(marker, count)))
-                while batcher._queue.qsize() < marker:  # queued in this order
-                    time.sleep(0.001)
+                until_queued(batcher, marker)  # queued in this order
             if close:
                 batcher.close()
             self.opened.set()
@@ -149,14 +156,11 @@ def test_a_batch_that_cannot_be_built_fails_its_requests_and_the_batcher_goes_on
     batcher = MicroBatcher(gate, max_batch=32)
     try:
         first = in_daemon_thread(batcher, images(100))
-        while not gate.calls:
-            time.sleep(0.001)
+        until(lambda: gate.calls)
         odd = in_daemon_thread(batcher, np.zeros((1, 10, 10, 3), np.uint8))  # not 227×227
-        while batcher._queue.qsize() < 1:
-            time.sleep(0.001)
+        until_queued(batcher, 1)
         good = in_daemon_thread(batcher, images(1))
-        while batcher._queue.qsize() < 2:
-            time.sleep(0.001)
+        until_queued(batcher, 2)
         gate.opened.set()
         assert (first.result(timeout=5) == 100).all()
         for future in (odd, good):  # one batch: both get the error
