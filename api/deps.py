@@ -3,31 +3,55 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from typing import Annotated
 
 from fastapi import Depends, Request
 from sqlalchemy import exists, select
 from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
 
 from core.config import Settings, get_settings
-from core.db import session_scope
+from core.db import get_sessionmaker
 from core.errors import Unauthorized
 from core.storage import Storage
 from core.tables import ApiTokenRow
 
 
-def get_session() -> Iterator[Session]:
-    """A unit of work per request: commits when the handler returns, rolls back when it raises."""
-    with session_scope() as session:
+async def get_session() -> AsyncIterator[Session]:
+    """A unit of work per request: commits when the handler returns, rolls back when it raises.
+
+    `async`, so that opening a session (no I/O) and ending one whose work is already done (as
+    `get_owner`'s and /predict's are) costs no trip to the thread pool; a transaction still open
+    at the end commits or rolls back there.
+    """
+    session = get_sessionmaker()()
+    try:
         yield session
+        if session.in_transaction():
+            await run_in_threadpool(session.commit)
+    except BaseException:
+        if session.in_transaction():
+            await run_in_threadpool(session.rollback)
+        raise
+    finally:
+        if session.in_transaction():  # cancelled while ending it: give the connection back
+            await run_in_threadpool(session.close)
+        else:
+            session.close()
+
+
+async def current_settings() -> Settings:
+    """The settings. `async` because it does no I/O: FastAPI runs a plain `def` dependency in the
+    thread pool, and each trip there costs the event loop and a thread wake-up on every request."""
+    return get_settings()
 
 
 SessionDep = Annotated[Session, Depends(get_session)]
-SettingsDep = Annotated[Settings, Depends(get_settings)]
+SettingsDep = Annotated[Settings, Depends(current_settings)]
 
 
-def get_storage(settings: SettingsDep) -> Storage:
+async def get_storage(settings: SettingsDep) -> Storage:
     return Storage(settings)
 
 
