@@ -17,7 +17,7 @@ from model.assembly import assemble, configure_devices
 from model.batches import Batches, epoch_order
 from model.checkpoint import check_same_run, load_checkpoint, read_state, save_checkpoint
 from model.dataset import PreparedDataset
-from model.export import export_model
+from model.export import finish_export, stage_export, staged_export
 from model.features import Cancelled, FeatureCache
 from model.metrics import evaluate_logits
 from model.optimizers import make_optimizer
@@ -33,7 +33,7 @@ from model.reports import (
 )
 from model.spec import TrainSpec
 from model.summaries import histogram_sample, write_epoch_summaries
-from model.weights import Weights, apply_weights, read_weights, save_weights
+from model.weights import Weights, apply_weights, read_export_weights, read_weights, save_weights
 
 EVAL_BATCH = 256
 RESULT_FILE = "result.json"
@@ -62,7 +62,8 @@ def train(
     `checkpoint_seconds` 0 checkpoints after every epoch; above 0, at most that often, after any
     step (plus at a stop and after the last epoch). Resume is exact from any of them: the data order
     and dropout draws are functions of the position. The best epoch's weights are written with the
-    checkpoint that first records it (not at every new best: 67 MB for fc7+fc8 each time).
+    checkpoint that first records it (not at every new best: 67 MB for fc7+fc8 each time); the
+    checkpoint after the last epoch follows the export's SavedModel, which holds them.
     """
     observer = observer or TrainingObserver()
     run_dir = Path(run_dir)
@@ -108,6 +109,7 @@ def train(
     optimizer.build(train_vars)
     state_vars = list(net.variables) + list(optimizer.variables)
     state = load_checkpoint(checkpoint_dir, state_vars) or _fresh_state(spec_json, dataset.fingerprint)
+    resumed_after_training = bool(state.get("training_done"))
     loss_of = image_losses(spec, dataset.labels[train_rows], dataset.num_classes)
     observer.on_start(
         RunInfo(
@@ -163,10 +165,7 @@ def train(
         if not best_saved:  # first: the checkpoint's best epoch must be the one on disk
             save_weights(best_weights, run_dir / BEST_WEIGHTS_FILE, fingerprinted=False)
             best_saved = True
-        # once training is over, what follows (test, export) needs only the best weights: the
-        # variables and optimizer state (134 MB for fc7+fc8 with momentum) are not written again
-        done = position["epoch"] > spec.num_epochs or position["stopped_early"]
-        save_checkpoint(checkpoint_dir, [] if done else state_vars, {**position, "training_done": done})
+        save_checkpoint(checkpoint_dir, state_vars, {**position, "training_done": False})
         last_saved = time.monotonic()
 
     def save_if_due(position: dict, force: bool = False) -> None:
@@ -246,14 +245,23 @@ def train(
         patience = spec.early_stopping_patience
         state.update(epoch=epoch + 1, step_in_epoch=0, loss_sum=0.0, correct_sum=0.0, seen=0)
         state["stopped_early"] = bool(patience and epoch - state["best_epoch"] >= patience)
-        last = epoch == spec.num_epochs or state["stopped_early"]
-        save_if_due(state, force=last or not checkpoint_seconds)  # with the stop decision
+        if epoch < spec.num_epochs and not state["stopped_early"]:  # the last one's follows the export
+            save_if_due(state, force=not checkpoint_seconds)  # with the stop decision
         observer.on_epoch(report)
 
     result = _result("succeeded", state)
-    # in memory unless this process resumed after the last epoch: no 67 MB read back for fc7+fc8
-    best = best_weights if best_weights is not None else read_weights(run_dir / BEST_WEIGHTS_FILE)
+    export_dir = run_dir / "export"
+    if resumed_after_training:
+        best = _best_weights_on_disk(run_dir, export_dir, spec.train_layers)
+    else:  # in memory unless the best epoch came before this process resumed
+        best = best_weights if best_weights is not None else read_weights(run_dir / BEST_WEIGHTS_FILE)
     apply_weights(parts.model, best, list(best))
+    if not (resumed_after_training and staged_export(export_dir)):
+        # the SavedModel first, then the checkpoint after the last epoch, which names it for the
+        # best weights; the variables and optimizer state (134 MB for fc7+fc8 with momentum) are
+        # not written again: what follows (test, export) needs only the best weights
+        stage_export(parts.model, export_dir, dataset.preprocess, shared=parts.frozen_layers())
+        save_checkpoint(checkpoint_dir, [], {**state, "training_done": True})
     if len(test_rows):
         test, logits = _evaluate(evaluate_forward, batches, test_rows, dataset)
         save_predictions(run_dir, "test", top_predictions(logits, test_rows, dataset.labels[test_rows]))
@@ -267,18 +275,21 @@ def train(
         "test": asdict(result.test) if result.test else None,
         "history": result.history,
     }
-    export_dir = export_model(
-        parts.model,
-        run_dir / "export",
-        dataset.classes,
-        dataset.preprocess,
-        spec,
-        metrics,
-        shared=parts.frozen_layers(),
-    )
-    result.export_dir = str(export_dir)
+    result.export_dir = str(finish_export(export_dir, dataset.classes, dataset.preprocess, spec, metrics))
     _store_result(run_dir, result)
+    (run_dir / BEST_WEIGHTS_FILE).unlink(missing_ok=True)  # a checkpoint's copy: the export holds them
     return result
+
+
+def _best_weights_on_disk(run_dir: Path, export_dir: Path, layers) -> Weights:
+    """The best epoch's weights of a run resumed after its last epoch: in its staged export, or
+    its finished one if the process stopped after finishing it. A checkpoint written before
+    exports were staged first names the file they were written to."""
+    finished = export_dir if (export_dir / "saved_model").is_dir() else None
+    source = staged_export(export_dir) or finished
+    if source is not None:
+        return read_export_weights(source, layers)
+    return read_weights(run_dir / BEST_WEIGHTS_FILE)
 
 
 def _free_earlier_runs() -> None:

@@ -12,6 +12,7 @@ import hashlib
 import os
 import struct
 import zipfile
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -120,8 +121,8 @@ def _load_npz(path: Path) -> dict[str, np.ndarray]:
     return arrays
 
 
-def read_export_weights(export_dir: str | os.PathLike) -> Weights:
-    """The weights of an export, by layer name, read from its SavedModel checkpoint."""
+def read_export_weights(export_dir: str | os.PathLike, layers: Sequence[str] = WEIGHT_LAYERS) -> Weights:
+    """The weights of an export's `layers`, by layer name, read from its SavedModel checkpoint."""
     import tensorflow as tf
 
     reader = tf.train.load_checkpoint(str(Path(export_dir) / "saved_model" / "variables" / "variables"))
@@ -131,7 +132,7 @@ def read_export_weights(export_dir: str | os.PathLike) -> Weights:
             np.asarray(reader.get_tensor(key.format(name, 0)), np.float32),
             np.asarray(reader.get_tensor(key.format(name, 1)), np.float32),
         )
-        for name in WEIGHT_LAYERS
+        for name in layers
     }
 
 

@@ -98,7 +98,7 @@ def run_job(job_id: str, settings: Settings, sessions: sessionmaker[Session] | N
             log.error("job %s: the lease was lost before the outcome was written; leaving it", job_id)
             return "lost"
     if outcome == "succeeded":
-        discard_checkpoint(storage.run_dir(job_id) / "checkpoint")  # the export and best weights stay
+        discard_checkpoint(storage.run_dir(job_id) / "checkpoint")  # the export stays
     if outcome == "released":
         enqueue_training(job_id)
     log.info("job %s: %s", job_id, outcome)

@@ -80,23 +80,53 @@ def test_the_export_holds_the_best_epoch_not_the_last(dataset, weights_file, tmp
     assert np.array_equal(exported(tmp_path / "run")["fc8"][0], exported(tmp_path / "one")["fc8"][0])
 
 
-def test_the_checkpoint_after_the_last_epoch_holds_no_variables(dataset, weights_file, tmp_path, whole):
-    """The checkpoint after the last epoch writes no variables (nothing trains after it); a crash
-    in the test evaluation resumes into it and exports what an uninterrupted run exports."""
-    from model.checkpoint import VARIABLES_FILE, read_state
+class CrashInTest(Recorder):
+    def on_test(self, report):
+        raise Crash()
 
-    class CrashInTest(Recorder):
-        def on_test(self, report):
-            raise Crash()
+
+def test_the_checkpoint_after_the_last_epoch_holds_no_variables(dataset, weights_file, tmp_path, whole):
+    """The checkpoint after the last epoch writes no variables (nothing trains after it), and no
+    best weights of its own: it follows the export's SavedModel, which holds them (fc7 and fc8 were
+    written twice per job). A crash in the test evaluation resumes into it and exports what an
+    uninterrupted run exports."""
+    from model.checkpoint import VARIABLES_FILE, read_state
 
     with pytest.raises(Crash):
         train(SPEC, dataset, tmp_path, imagenet_weights=weights_file, cache_dir=tmp_path / "c",
               observer=CrashInTest())  # fmt: skip
     assert read_state(tmp_path / "checkpoint")["training_done"]
     assert not (tmp_path / "checkpoint" / VARIABLES_FILE).exists()
+    assert not (tmp_path / "best_weights.npz").exists()
     again = Recorder()
     result = train(
         SPEC, dataset, tmp_path, imagenet_weights=weights_file, cache_dir=tmp_path / "c", observer=again
     )
     assert result.status == "succeeded" and again.steps == [] and len(again.tests) == 1
+    assert np.allclose(exported(tmp_path)["fc8"][0], whole[1]["fc8"][0], atol=1e-6)
+
+
+@pytest.mark.parametrize("left", ["best weights file", "finished export"])
+def test_a_run_stopped_after_its_last_epoch_finds_its_best_weights_where_they_were_left(
+    dataset, weights_file, tmp_path, whole, left
+):
+    """A checkpoint after the last epoch written before exports were staged first (an upgrade
+    with a job in flight) named a best-weights file; a process that stopped after finishing the
+    export, before storing the result, left no staged export. Both resume to the same export."""
+    import shutil
+
+    from model.export import staged_export
+    from model.weights import read_export_weights, save_weights
+
+    with pytest.raises(Crash):
+        train(SPEC, dataset, tmp_path, imagenet_weights=weights_file, cache_dir=tmp_path / "c",
+              observer=CrashInTest())  # fmt: skip
+    staged = staged_export(tmp_path / "export")
+    if left == "best weights file":
+        save_weights(read_export_weights(staged, SPEC.train_layers), tmp_path / "best_weights.npz")
+        shutil.rmtree(staged)
+    else:
+        shutil.move(staged, tmp_path / "export")
+    result = train(SPEC, dataset, tmp_path, imagenet_weights=weights_file, cache_dir=tmp_path / "c")
+    assert result.status == "succeeded" and not (tmp_path / "best_weights.npz").exists()
     assert np.allclose(exported(tmp_path)["fc8"][0], whole[1]["fc8"][0], atol=1e-6)

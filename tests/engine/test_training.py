@@ -15,7 +15,7 @@ from model.layout import WEIGHT_LAYERS
 from model.preprocess import PreprocessSpec
 from model.reports import TrainingDiverged, TrainingObserver
 from model.spec import TrainSpec
-from model.training import BEST_WEIGHTS_FILE, train
+from model.training import train
 from model.weights import apply_weights, read_weights, save_weights
 from tests.utils.images import class_folder_zip
 from tests.utils.processes import run_python
@@ -213,18 +213,31 @@ def test_export_predicts_exactly_as_trained_and_loads_without_this_package(datas
         assert (export_dir / name).is_file()
 
 
-def test_exports_one_after_another_in_a_process_each_hold_their_own_run(dataset, weights_file, tmp_path):
+def test_exports_one_after_another_in_a_process_each_hold_their_own_run(
+    dataset, weights_file, tmp_path, monkeypatch
+):
     """The portable network an export is saved from is kept for the next export of the same shape:
     every export must still hold its own run's weights, and its SavedModel serve them."""
     import tensorflow as tf
 
+    import model.training
+
     runs = [tmp_path / "slow", tmp_path / "fast"]
+    bests = {}  # run → the weights of its best epoch, as training chose them
+    trained_weights = model.training._trained_weights
+
+    def kept(network, spec):
+        weights = trained_weights(network, spec)
+        bests[run_dir] = {name: [np.array(part) for part in parts] for name, parts in weights.items()}
+        return weights
+
+    monkeypatch.setattr(model.training, "_trained_weights", kept)
     for run_dir, rate in zip(runs, (1e-4, 1e-2)):
         train(TrainSpec(**{**FAST, "learning_rate": rate}), dataset, run_dir, imagenet_weights=weights_file)
     images = tf.constant(np.asarray(dataset.images[:4]))
     served = []
     for run_dir in runs:
-        best = read_weights(run_dir / BEST_WEIGHTS_FILE)
+        best = bests[run_dir]
         for name in ("fc7", "fc8"):
             for part, expected in zip(exported(run_dir)[name], best[name]):
                 np.testing.assert_array_equal(part, expected)

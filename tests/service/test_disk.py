@@ -23,7 +23,7 @@ def test_a_finished_job_keeps_its_export_not_its_checkpoints_and_deletes_cleanly
     storage = Storage(get_settings())
     run_dir = storage.run_dir(job_id)
     assert not (run_dir / "checkpoint").exists() and (run_dir / "export" / "saved_model").is_dir()
-    assert (run_dir / "best_weights.npz").is_file()
+    assert not (run_dir / "best_weights.npz").exists()  # the export holds them
     job = client.get(f"/jobs/{job_id}").json()
     assert job["size_bytes"] == storage.job_size(job_id) > 0
     first = client.get(f"/jobs/{job_id}/model")
