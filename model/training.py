@@ -32,7 +32,7 @@ from model.reports import (
     TrainResult,
 )
 from model.spec import TrainSpec
-from model.summaries import histogram_sample, write_epoch_summaries
+from model.summaries import EventWriter, histogram_sample, write_epoch_summaries
 from model.weights import Weights, apply_weights, read_export_weights, read_weights, save_weights
 
 EVAL_BATCH = 256
@@ -151,10 +151,7 @@ def train(
     evaluate_forward = tf.function(
         lambda x: tf.cast(net(x, training=False), tf.float32), input_signature=[any_x], autograph=False
     )
-    writers = {
-        name: tf.summary.create_file_writer(str(run_dir / "tensorboard" / name))
-        for name in ("train", "validation")
-    }
+    writers = {name: EventWriter(run_dir / "tensorboard" / name) for name in ("train", "validation")}
     grad_samples = None
     last_saved = time.monotonic()
     best_weights: Weights | None = None  # of the best epoch in this process (None after a resume)
@@ -211,10 +208,8 @@ def train(
                     time.time(),
                 )
             )
-            with writers["train"].as_default(step=state["global_step"]):
-                tf.summary.scalar("loss", loss)
-                tf.summary.scalar("accuracy", accuracy)
-                tf.summary.scalar("learning_rate", float(optimizer.learning_rate))
+            rate = float(optimizer.learning_rate)
+            writers["train"].scalars(state["global_step"], loss=loss, accuracy=accuracy, learning_rate=rate)
             if checkpoint_seconds and step_in_epoch + 1 < steps_per_epoch:
                 save_if_due({**state, "epoch": epoch, "step_in_epoch": step_in_epoch + 1})
 

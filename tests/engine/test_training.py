@@ -258,11 +258,21 @@ def test_tensorboard_events_hold_scalars_and_histograms(dataset, weights_file, t
     import tensorflow as tf
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    train(TrainSpec(num_epochs=1, batch_size=8), dataset, tmp_path / "run", imagenet_weights=weights_file)
+    recorder = Recorder()
+    train(TrainSpec(num_epochs=2, batch_size=8), dataset, tmp_path / "run", imagenet_weights=weights_file,
+          observer=recorder)  # fmt: skip
     events = EventAccumulator(str(tmp_path / "run" / "tensorboard" / "train"), size_guidance={"tensors": 0})
     events.Reload()
     tags = events.Tags()["tensors"]
-    assert {"loss", "accuracy", "epoch_loss"} <= set(tags)
+    assert {"loss", "accuracy", "learning_rate", "epoch_loss", "epoch_accuracy"} <= set(tags)
+    assert events.SummaryMetadata("loss").plugin_data.plugin_name == "scalars"
+    losses = [(e.step, float(tf.make_ndarray(e.tensor_proto))) for e in events.Tensors("loss")]
+    assert losses == [(s.step, pytest.approx(s.loss)) for s in recorder.steps]
+    epochs = [(e.step, float(tf.make_ndarray(e.tensor_proto))) for e in events.Tensors("epoch_accuracy")]
+    assert epochs == [(e.epoch, pytest.approx(e.train_accuracy)) for e in recorder.epochs]
+    validation = EventAccumulator(str(tmp_path / "run" / "tensorboard" / "validation"))
+    validation.Reload()
+    assert [e.step for e in validation.Tensors("epoch_loss")] == [1, 2]
     assert any(tag.endswith("/gradient") for tag in tags) and any("fc7" in tag for tag in tags)
     kernel = next(tag for tag in tags if "fc7" in tag and "kernel" in tag and "gradient" not in tag)
     assert events.SummaryMetadata(kernel).plugin_data.plugin_name == "histograms"
