@@ -241,7 +241,7 @@ def train(
         state.update(epoch=epoch + 1, step_in_epoch=0, loss_sum=0.0, correct_sum=0.0, seen=0)
         state["stopped_early"] = bool(patience and epoch - state["best_epoch"] >= patience)
         if epoch < spec.num_epochs and not state["stopped_early"]:  # the last one's follows the export
-            save_if_due(state, force=not checkpoint_seconds)  # with the stop decision
+            save_if_due(state, force=not checkpoint_seconds)
         observer.on_epoch(report)
 
     result = _result("succeeded", state)
