@@ -115,14 +115,20 @@ def describe_failure(exc: Exception) -> str:
 
     if isinstance(exc, TrainingDiverged | WeightsError | DatasetError | CheckpointMismatch | SpecError):
         return str(exc)
+    full = "the disk is full: free space in the data folder, then resume the job"
     if isinstance(exc, OSError):
         if exc.errno == 28:
-            return "the disk is full: free space in the data folder, then resume the job"
+            return full
         if exc.errno in (13, 30):
             return (
                 f"the data folder is not writable ({exc.filename}): fix its permissions, then resume the job"
             )
         return f"file error: {exc.strerror or exc} ({exc.filename})"
+    if type(exc).__module__.startswith("tensorflow."):  # TensorFlow's own writes: the export's SavedModel
+        if "No space left on device" in str(exc):
+            return full
+        if "Read-only file system" in str(exc) or "Permission denied" in str(exc):
+            return "the data folder is not writable: fix its permissions, then resume the job"
     return f"internal error ({exc.__class__.__name__}): {exc}; see the worker log"
 
 

@@ -57,3 +57,25 @@ def test_read_only_data_folder_fails_the_job_with_a_clear_message(client, tmp_pa
     assert run_job(job_id, settings) == "failed"
     job = client.get(f"/jobs/{job_id}").json()
     assert job["status"] == "failed" and "not writable" in job["error"]
+
+
+def test_tensorflows_own_write_errors_say_what_the_disk_is_wrong_with(small_mount):
+    """The export's SavedModel is written by TensorFlow, whose errors are not `OSError`s: a disk
+    that filled up during the export was reported as an internal error."""
+    import tensorflow as tf
+
+    from worker.runner import describe_failure
+
+    def save(name: str) -> str:
+        with pytest.raises(tf.errors.OpError) as failure:  # 64 MB onto the 40 MB filesystem
+            tf.raw_ops.SaveV2(
+                prefix=str(small_mount / name),
+                tensor_names=["x"],
+                shape_and_slices=[""],
+                tensors=[tf.zeros([1 << 24])],
+            )
+        return describe_failure(failure.value)
+
+    assert save("full").startswith("the disk is full")
+    subprocess.run(["mount", "-o", "remount,ro", str(small_mount)], check=True)
+    assert save("read-only").startswith("the data folder is not writable")
