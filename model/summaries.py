@@ -1,7 +1,7 @@
 """TensorBoard summaries: the step scalars, and at the end of every epoch its curves and histograms.
 
 Written as TensorBoard's own event records from Python (`EventWriter`), not through `tf.summary`:
-its eager ops cost 0.3-0.6 ms per value on 2 cores, and a warm 10-epoch job wrote 130 values and
+its eager ops cost 0.3-0.8 ms per value on 2 cores, and a warm 10-epoch job wrote 130 values and
 80 histograms (0.15-0.2 s of its 2.3 s). The records are the same: TensorBoard's scalar and
 histogram summaries, as tensors with their plugins' metadata, in TFRecord files named as
 TensorFlow names them.
