@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from model.export_writer import WEIGHT_KEY
 from model.layout import WEIGHT_LAYERS
 
 # Shapes in bvlc_alexnet; fc8 has 1000 ImageNet classes there and `num_classes` elsewhere.
@@ -126,11 +127,10 @@ def read_export_weights(export_dir: str | os.PathLike, layers: Sequence[str] = W
     import tensorflow as tf
 
     reader = tf.train.load_checkpoint(str(Path(export_dir) / "saved_model" / "variables" / "variables"))
-    key = "layer_weights/{}/{}/.ATTRIBUTES/VARIABLE_VALUE"
     return {
         name: (
-            np.asarray(reader.get_tensor(key.format(name, 0)), np.float32),
-            np.asarray(reader.get_tensor(key.format(name, 1)), np.float32),
+            np.asarray(reader.get_tensor(WEIGHT_KEY.format(name, 0)), np.float32),
+            np.asarray(reader.get_tensor(WEIGHT_KEY.format(name, 1)), np.float32),
         )
         for name in layers
     }
