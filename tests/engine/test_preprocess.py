@@ -49,6 +49,25 @@ def test_exif_orientation_is_applied():
     assert array[:, 150:].mean() > 200 and array[:, :70].mean() < 50
 
 
+def test_xmp_orientation_is_applied_and_a_callers_image_is_left_as_it_is():
+    tall = Image.new("RGB", (20, 40), (0, 0, 0))
+    tall.paste((255, 255, 255), (0, 0, 20, 20))  # top half white
+    xmp = b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:Description tiff:Orientation="8"/></x:xmpmeta>'
+    opened = Image.open(io.BytesIO(encode(tall, "JPEG", xmp=xmp)))
+    array = load_image(opened, SPEC)
+    # rotated 90° anticlockwise to display: the white half on the left
+    assert array[:, :70].mean() > 200 and array[:, 150:].mean() < 50
+    assert opened.size == (20, 40) and np.asarray(opened)[:20].mean() > 250
+
+
+def test_an_upright_image_is_not_copied_on_the_way(monkeypatch):
+    copies = []
+    original = Image.Image.copy
+    monkeypatch.setattr(Image.Image, "copy", lambda self: copies.append(self.size) or original(self))
+    load_image(encode(RED, "JPEG"), SPEC)
+    assert copies == []
+
+
 def test_gif_uses_first_frame():
     frames = [Image.new("RGB", (8, 8), (255, 0, 0)), Image.new("RGB", (8, 8), (0, 0, 255))]
     buffer = io.BytesIO()
