@@ -124,7 +124,11 @@ def test_a_redelivered_message_never_runs_a_job_twice(start_service, tmp_path):
     service = start_service(workers=2, broker_visibility_timeout=2)
     http = httpx.Client(base_url=service.url, timeout=60)
     dataset = upload_and_wait(http, tmp_path, per_class=10)
-    job_id = http.post("/jobs", json={"dataset_id": dataset["id"], **LONG_JOB, "num_epochs": 4}).json()["id"]
+    # long enough to outlast the 2 s timeout and the 1 s restore interval several times over: 4
+    # epochs ran 2.5 s on an AMX Xeon and were acknowledged before anything redelivered them
+    epochs = 16
+    spec = {"dataset_id": dataset["id"], **LONG_JOB, "num_epochs": epochs}
+    job_id = http.post("/jobs", json=spec).json()["id"]
     finished = wait_until_finished(http, job_id)
     assert finished["status"] == "succeeded" and finished["attempts"] == 1, service.logs()
     skipped = sum(
@@ -134,7 +138,7 @@ def test_a_redelivered_message_never_runs_a_job_twice(start_service, tmp_path):
     assert skipped >= 1, (
         "the short visibility timeout should have redelivered the message:\n" + service.logs()
     )
-    assert steps_of(http, job_id) == list(range(1, 25))
+    assert steps_of(http, job_id) == list(range(1, 6 * epochs + 1))  # 12 training images, batches of 2
 
 
 @pytest.mark.skipif(
