@@ -115,7 +115,7 @@ def worker(queue, celery_args):
     from worker.celery_app import app
     from worker.heartbeat import start_heartbeat
 
-    start_heartbeat(queue)
+    start_heartbeat(queue, _settings().data_dir)
     app.worker_main(worker_argv(queue, celery_args))
 
 
@@ -126,9 +126,10 @@ def worker_alive(queue, max_age):
     """Exit 0 if this machine's worker beat within --max-age seconds (a container health check)."""
     from worker.heartbeat import seconds_since_beat
 
-    age = seconds_since_beat(queue)
+    age = seconds_since_beat(queue, _settings().data_dir)
     if age is None or age > max_age:
-        raise click.ClickException(f"no heartbeat from the {queue} worker for {age or 'ever'} s")
+        since = "ever" if age is None else f"{age:.1f} s"
+        raise click.ClickException(f"no heartbeat from the {queue} worker for {since}")
     click.echo(f"{queue} worker alive ({age:.1f} s ago)")
 
 

@@ -8,6 +8,7 @@ process hangs, is stopped, or dies.
 
 from __future__ import annotations
 
+import hashlib
 import tempfile
 import threading
 import time
@@ -16,12 +17,16 @@ from pathlib import Path
 INTERVAL_SECONDS = 5.0
 
 
-def heartbeat_path(queue: str) -> Path:
-    return Path(tempfile.gettempdir()) / f"finetune-worker-{queue}.alive"
+def heartbeat_path(queue: str, data_dir: Path) -> Path:
+    """In the machine's (the container's) temporary folder, named by the service's data folder:
+    two services on one machine (two `finetune up`, a test's beside a developer's) do not answer
+    for each other, while a container's workers and its health check agree."""
+    service = hashlib.sha256(str(Path(data_dir).resolve()).encode()).hexdigest()[:12]
+    return Path(tempfile.gettempdir()) / f"finetune-worker-{queue}-{service}.alive"
 
 
-def start_heartbeat(queue: str, interval: float = INTERVAL_SECONDS) -> threading.Thread:
-    path = heartbeat_path(queue)
+def start_heartbeat(queue: str, data_dir: Path, interval: float = INTERVAL_SECONDS) -> threading.Thread:
+    path = heartbeat_path(queue, data_dir)
 
     def beat() -> None:
         while True:
@@ -33,9 +38,10 @@ def start_heartbeat(queue: str, interval: float = INTERVAL_SECONDS) -> threading
     return thread
 
 
-def seconds_since_beat(queue: str) -> float | None:
-    """Seconds since this machine's `queue` worker last beat, or None if it never did."""
+def seconds_since_beat(queue: str, data_dir: Path) -> float | None:
+    """Seconds since this machine's `queue` worker of the service at `data_dir` last beat, or None
+    if it never did."""
     try:
-        return time.time() - heartbeat_path(queue).stat().st_mtime
+        return time.time() - heartbeat_path(queue, data_dir).stat().st_mtime
     except FileNotFoundError:
         return None
