@@ -8,6 +8,7 @@ process hangs, is stopped, or dies.
 
 from __future__ import annotations
 
+import atexit
 import hashlib
 import tempfile
 import threading
@@ -35,6 +36,7 @@ def start_heartbeat(queue: str, data_dir: Path, interval: float = INTERVAL_SECON
 
     thread = threading.Thread(target=beat, name=f"heartbeat-{queue}", daemon=True)
     thread.start()
+    atexit.register(path.unlink, missing_ok=True)  # a worker that stopped has no pulse, and no file
     return thread
 
 
