@@ -7,6 +7,7 @@ FINETUNE_TEST_POSTGRES (default postgresql+psycopg://postgres@127.0.0.1:5432) an
 from __future__ import annotations
 
 import os
+import shutil
 import uuid
 from pathlib import Path
 
@@ -87,7 +88,10 @@ def weights_file_for_service(tmp_path_factory) -> Path:
 
 @pytest.fixture()
 def clean_tables(service_env):
-    """Each test starts from empty tables and an empty queue."""
+    """Each test starts from empty tables, an empty queue and no files of earlier jobs.
+
+    Every finished job holds a full export (about 220 MB): kept for the whole session they would
+    take tens of GB. The shared caches (features, compiled steps) stay."""
     from sqlalchemy import text
 
     from core.db import get_engine
@@ -95,6 +99,8 @@ def clean_tables(service_env):
     with get_engine().begin() as connection:
         connection.execute(text("TRUNCATE val_metrics, train_metrics, jobs, datasets, api_tokens CASCADE"))
     redis.Redis.from_url(REDIS).flushdb()
+    for folder in ("runs", "datasets", "uploads"):
+        shutil.rmtree(Path(service_env["FINETUNE_DATA_DIR"]) / folder, ignore_errors=True)
     yield
 
 
