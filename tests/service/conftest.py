@@ -91,16 +91,25 @@ def clean_tables(service_env):
     """Each test starts from empty tables, an empty queue and no files of earlier jobs.
 
     Every finished job holds a full export (about 220 MB): kept for the whole session they would
-    take tens of GB. The shared caches (features, compiled steps) stay."""
+    take tens of GB. Everything in the data folder goes but the shared caches (features, compiled
+    steps), whatever the storage layout names its other folders."""
     from sqlalchemy import text
 
+    from core.config import get_settings
     from core.db import get_engine
+    from core.storage import Storage
 
     with get_engine().begin() as connection:
         connection.execute(text("TRUNCATE val_metrics, train_metrics, jobs, datasets, api_tokens CASCADE"))
     redis.Redis.from_url(REDIS).flushdb()
-    for folder in ("runs", "datasets", "uploads"):
-        shutil.rmtree(Path(service_env["FINETUNE_DATA_DIR"]) / folder, ignore_errors=True)
+    storage = Storage(get_settings())
+    for entry in storage.root.iterdir():
+        if entry in (storage.feature_cache_dir, storage.compile_cache_dir):
+            continue
+        if entry.is_dir():
+            shutil.rmtree(entry, ignore_errors=True)
+        else:
+            entry.unlink(missing_ok=True)
     yield
 
 
