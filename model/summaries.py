@@ -44,8 +44,17 @@ class EventWriter:
         self._summary(step, {tag: np.float32(value) for tag, value in values.items()}, _SCALAR)
 
     def histogram(self, step: int, tag: str, values: np.ndarray, buckets: int = 30) -> None:
-        """TensorBoard's histogram layout: [left edge, right edge, count] per bucket, float64."""
+        """TensorBoard's histogram layout: [left edge, right edge, count] per bucket, float64.
+
+        Non-finite values (a float16 gradient that overflowed: under loss scaling the optimizer
+        skips that step) are counted in the scalar `<tag>/nonfinite`, and the rest are binned."""
         values = np.asarray(values, np.float64)
+        finite = np.isfinite(values)
+        if not finite.all():
+            self.scalars(step, **{f"{tag}/nonfinite": float(values.size - finite.sum())})
+            values = values[finite]
+            if not values.size:
+                return
         low, high = float(values.min()), float(values.max())
         if low == high:  # TensorBoard's own layout for a single value: all of it in the last bucket
             edges = np.full(buckets + 1, low)

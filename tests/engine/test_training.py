@@ -435,3 +435,28 @@ def test_no_engine_function_is_converted_by_autograph(weights_file, tmp_path):
     count, *engine = done.stdout.split()
     assert int(count) > 0  # the recorder saw TensorFlow's own conversions (the export's signature)
     assert engine == []
+
+
+def test_float16_gradients_that_overflow_are_skipped_steps_not_a_failure(dataset, tmp_path):
+    """Under loss scaling an overflowing float16 gradient is expected: the optimizer skips that
+    step and lowers the scale. The epoch's histograms must bin the finite values and count the rest."""
+    import tensorflow as tf
+    from tensorboard.compat.proto import event_pb2
+
+    from model.weights import synthetic_weights
+
+    weights = synthetic_weights(seed=0)
+    kernel, bias = weights["fc6"]
+    weights["fc6"] = (kernel, np.full_like(bias, 1000.0))  # fc6 outputs whose fc7 gradient overflows float16
+    start = save_weights(weights, tmp_path / "loud.npz")
+    spec = TrainSpec(num_epochs=1, batch_size=8, precision="float16")
+    result = train(spec, dataset, tmp_path / "run", imagenet_weights=start)
+    assert result.status == "succeeded"
+    nonfinite = {}
+    for path in (tmp_path / "run" / "tensorboard" / "train").glob("events.out.tfevents.*"):
+        for record in tf.data.TFRecordDataset(str(path)):
+            event = event_pb2.Event.FromString(record.numpy())
+            for value in event.summary.value:
+                if value.tag.endswith("/gradient/nonfinite"):
+                    nonfinite[value.tag] = tf.make_ndarray(value.tensor)
+    assert nonfinite and all(count > 0 for count in nonfinite.values()), nonfinite
