@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import importlib
+import os
 import re
+import shutil
+import subprocess
+import sys
 import tomllib
 from pathlib import Path
 
@@ -72,8 +76,39 @@ def test_gpu_image_matches_the_pinned_tensorflow():
     minor = re.search(r">=(\d+\.\d+)", pinned).group(1)
     base = re.search(r"^FROM tensorflow/tensorflow:(\S+)-gpu$", (ROOT / "Dockerfile.gpu").read_text(), re.M)
     assert base and base.group(1).startswith(minor + "."), base
-    copied = set(re.findall(r"^COPY (\S+) \./", (ROOT / "Dockerfile.gpu").read_text(), re.M))
-    assert {"model", "core", "api", "worker", "cli", "migrations"} <= copied
+
+
+def test_the_image_install_gives_a_working_client(tmp_path):
+    """What the image copies, installed as its `pip install .` does: the SDK and `finetune client`
+    run from there (outside this checkout), and the install asks for what the client imports."""
+    context = tmp_path / "context"
+    context.mkdir()
+    for sources in re.findall(r"^COPY (.+) \./\S*$", (ROOT / "Dockerfile.gpu").read_text(), re.M):
+        for source in sources.split():
+            copy = shutil.copytree if (ROOT / source).is_dir() else shutil.copy
+            copy(ROOT / source, context / source)
+    site = tmp_path / "site"
+    install = [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation"]
+    subprocess.run([*install, "--target", str(site), str(context)], check=True, capture_output=True)
+    metadata = next(site.glob("finetune-*.dist-info")) / "METADATA"
+    required = {
+        re.split(r"[<>=!~ ;\[]", line.split(": ", 1)[1])[0].lower()
+        for line in metadata.read_text().splitlines()
+        if line.startswith("Requires-Dist: ") and "extra ==" not in line
+    }
+    assert "httpx" in required, required
+    run_here = dict(cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(site)}, capture_output=True, text=True)
+    sdk = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import client, client.http; print(client.FinetuneClient.__name__, client.__file__)",
+        ],
+        **run_here,
+    )
+    assert sdk.returncode == 0 and sdk.stdout.startswith("FinetuneClient " + str(site)), sdk.stderr
+    command = subprocess.run([sys.executable, "-m", "cli.main", "client", "--help"], **run_here)
+    assert command.returncode == 0 and "list" in command.stdout, command.stderr
 
 
 def test_every_setting_is_documented_in_the_readme():
