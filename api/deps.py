@@ -2,20 +2,17 @@
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import AsyncIterator
 from typing import Annotated
 
 from fastapi import Depends, Request
-from sqlalchemy import exists, select
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
+from core.auth import needs_token, owner_of_token, tokens_ever_existed
 from core.config import Settings, get_settings
 from core.db import get_sessionmaker
-from core.errors import Unauthorized
 from core.storage import Storage
-from core.tables import ApiTokenRow
 
 
 async def get_session() -> AsyncIterator[Session]:
@@ -58,33 +55,24 @@ async def get_storage(settings: SettingsDep) -> Storage:
 StorageDep = Annotated[Storage, Depends(get_storage)]
 
 
-def hash_token(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
-
-
 def get_owner(request: Request, session: SessionDep, settings: SettingsDep) -> str | None:
-    """The owner of the caller's token, or None when the service runs without tokens.
+    """The owner of the caller's token, or None where `core.auth`'s policy lets the caller in without one.
 
-    Static tokens (FINETUNE_API_TOKENS) own as `static:<hash prefix>`; stored ones as their name.
+    Once this process has seen a token row it asks for tokens without looking again: rows are never
+    deleted (revoking marks them), so auth cannot turn itself off.
     """
-    token_rows_exist = session.scalar(select(exists().select_from(ApiTokenRow)))
+    state = request.app.state
+    if not getattr(state, "tokens_existed", False):
+        state.tokens_existed = tokens_ever_existed(session)
+    caller = request.client.host if request.client else None
+    if not needs_token(settings.auth, bool(settings.api_tokens), state.tokens_existed, caller):
+        session.commit()
+        return None
+    owner = owner_of_token(session, settings.api_tokens, request.headers.get("authorization", ""))
     # end this read: the connection goes back to the pool before the handler runs (/predict reads its
     # uploads and decodes them first; under 16 clients the pool opened and closed connections)
     session.commit()
-    if not settings.api_tokens and not token_rows_exist:
-        return None
-    header = request.headers.get("authorization", "")
-    scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        raise Unauthorized("this service needs 'Authorization: Bearer <token>'")
-    digest = hash_token(token.strip())
-    for static in settings.api_tokens:
-        if hash_token(static) == digest:
-            return f"static:{digest[:16]}"
-    name = session.scalar(select(ApiTokenRow.name).where(ApiTokenRow.token_hash == digest))
-    if name is None:
-        raise Unauthorized("unknown token")
-    return name
+    return owner
 
 
 OwnerDep = Annotated[str | None, Depends(get_owner)]

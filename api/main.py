@@ -8,7 +8,7 @@ from fastapi import FastAPI
 
 from api.errors import install_error_handlers
 from api.limits import BodySizeLimit
-from api.metrics import RequestMetrics, make_registry
+from api.metrics import RequestMetrics
 from api.predictors import PredictorCache
 from api.routes import (
     dataset_images,
@@ -56,7 +56,6 @@ def create_app() -> FastAPI:
     ):
         app.include_router(router)
     install_ui(app)  # after the API: its catch-all /ui/{page} must not shadow anything
-    app.state.metrics_registry = make_registry()
     app.add_middleware(RequestMetrics)
     multipart_overhead = 64 * 1024
     app.add_middleware(

@@ -59,7 +59,12 @@ class RequestMetrics:
 
 
 class ServiceCollector:
-    """Gauges read at scrape time: the job rows and the broker are the truth, not this process."""
+    """Gauges read at scrape time: the job rows and the broker are the truth, not this process.
+
+    With `owner`, only that owner's jobs are counted and named (a user's token); without, all."""
+
+    def __init__(self, owner: str | None = None):
+        self.owner = owner
 
     def collect(self):
         from sqlalchemy import func, select
@@ -81,11 +86,14 @@ class ServiceCollector:
             "finetune_queue_messages", "Messages waiting in a broker queue", labels=["queue"]
         )
         try:
+            mine = [JobRow.owner == self.owner] if self.owner is not None else []
             with session_scope() as session:
                 counts = dict(
-                    session.execute(select(JobRow.status, func.count()).group_by(JobRow.status)).all()
+                    session.execute(
+                        select(JobRow.status, func.count()).where(*mine).group_by(JobRow.status)
+                    ).all()
                 )
-                rows = session.execute(select(JobRow.id, JobRow.status, JobRow.progress)).all()
+                rows = session.execute(select(JobRow.id, JobRow.status, JobRow.progress).where(*mine)).all()
         except Exception as exc:  # noqa: BLE001 - a scrape during an outage still answers
             log.warning("metrics: database unavailable (%s)", exc.__class__.__name__)
             counts, rows = {}, []
@@ -108,13 +116,14 @@ class ServiceCollector:
         yield from (jobs, speed, cache, queues)
 
 
-def make_registry() -> CollectorRegistry:
-    """The default registry in one process; a multiprocess collector when several serve."""
+def make_registry(owner: str | None = None) -> CollectorRegistry:
+    """One scrape's registry: this process's counters (a multiprocess collector when several serve)
+    and the service's gauges, for `owner`'s jobs only when one is given."""
     registry = CollectorRegistry()
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         multiprocess.MultiProcessCollector(registry)
     else:
         for collector in (REQUESTS, REQUEST_SECONDS, PREDICTIONS, PREDICT_SECONDS, BATCH_IMAGES):
             registry.register(collector)
-    registry.register(ServiceCollector())
+    registry.register(ServiceCollector(owner))
     return registry

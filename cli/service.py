@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ipaddress
 import os
 import secrets
 import signal
@@ -20,31 +19,18 @@ def _settings():
     return get_settings()
 
 
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 def refuse_open_binding(host: str) -> None:
-    """Listening beyond this machine with no tokens would hand the service to anyone who can reach it."""
-    from sqlalchemy import exists, select
-
+    """Listening beyond this machine must never open the service to whoever can reach it."""
+    from core.auth import open_binding_refusal, tokens_ever_existed
     from core.db import session_scope
-    from core.tables import ApiTokenRow
 
-    if is_loopback(host) or _settings().api_tokens:
-        return
+    settings = _settings()
     with session_scope() as session:
-        if session.scalar(select(exists().select_from(ApiTokenRow))):
-            return
-    raise click.ClickException(
-        f"refusing to listen on {host} with no API tokens: create one with `finetune token create NAME` "
-        "or set FINETUNE_API_TOKENS, or listen on 127.0.0.1"
-    )
+        refusal = open_binding_refusal(
+            settings.auth, host, bool(settings.api_tokens), tokens_ever_existed(session)
+        )
+    if refusal:
+        raise click.ClickException(refusal)
 
 
 @click.command()
@@ -180,39 +166,67 @@ def up(host, port):
 
 @click.group()
 def token():
-    """API tokens: once one exists, every endpoint but /healthz and /readyz needs it."""
+    """API tokens: once one was created, every endpoint but /healthz and /readyz needs one, for good."""
 
 
 @token.command("create")
 @click.argument("name")
 def token_create(name):
-    """Create a token for NAME (its owner); it is printed once and stored hashed."""
+    """Create a token for NAME (its owner); it is printed once and stored hashed.
+
+    A revoked name can be given a new token; a live one must be revoked first."""
     from sqlalchemy import select
 
-    from api.deps import hash_token
+    from core.auth import hash_token
     from core.db import session_scope
-    from core.tables import ApiTokenRow
+    from core.tables import ApiTokenRow, utcnow
 
     value = "ft_" + secrets.token_urlsafe(32)
     with session_scope() as session:
-        if session.scalar(select(ApiTokenRow).where(ApiTokenRow.name == name)):
+        row = session.scalar(select(ApiTokenRow).where(ApiTokenRow.name == name))
+        if row is not None and row.revoked_at is None:
             raise click.ClickException(f"a token named {name!r} exists; revoke it first")
-        session.add(ApiTokenRow(name=name, token_hash=hash_token(value)))
+        row = row or ApiTokenRow(name=name)
+        row.token_hash, row.created_at, row.revoked_at = hash_token(value), utcnow(), None
+        session.add(row)
     click.echo(value)
 
 
 @token.command("revoke")
 @click.argument("name")
 def token_revoke(name):
-    from sqlalchemy import delete
+    """Revoke NAME's token at once. Auth stays on, even when no live token is left."""
+    from sqlalchemy import update
+
+    from core.db import session_scope
+    from core.tables import ApiTokenRow, utcnow
+
+    with session_scope() as session:
+        revoked = session.execute(
+            update(ApiTokenRow)
+            .where(ApiTokenRow.name == name, ApiTokenRow.revoked_at.is_(None))
+            .values(revoked_at=utcnow())
+        ).rowcount
+    if not revoked:
+        raise click.ClickException(f"no live token named {name!r}")
+    click.echo(f"revoked {name}")
+
+
+@token.command("list")
+def token_list():
+    """Every token's owner, when it was made, and whether it is revoked (never the token itself)."""
+    from sqlalchemy import select
 
     from core.db import session_scope
     from core.tables import ApiTokenRow
 
     with session_scope() as session:
-        if not session.execute(delete(ApiTokenRow).where(ApiTokenRow.name == name)).rowcount:
-            raise click.ClickException(f"no token named {name!r}")
-    click.echo(f"revoked {name}")
+        rows = session.scalars(select(ApiTokenRow).order_by(ApiTokenRow.name)).all()
+        for row in rows:
+            state = f"revoked {row.revoked_at:%Y-%m-%d %H:%M}" if row.revoked_at else "live"
+            click.echo(f"{row.name}\tcreated {row.created_at:%Y-%m-%d %H:%M}\t{state}")
+    if not rows:
+        click.echo("no tokens")
 
 
 COMMANDS = (migrate, api, worker, worker_alive, up, token)

@@ -9,6 +9,7 @@ from typing import Literal
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from core.auth import AuthMode, is_loopback
 from model.preprocess import MAX_IMAGE_PIXELS
 from model.weights import WEIGHTS_FILE_NAME
 
@@ -104,12 +105,25 @@ class Settings(BaseSettings):
     )
     host: str = "127.0.0.1"
     port: int = 8000
+    auth: AuthMode = Field(
+        default=AuthMode.AUTO,
+        description="auto: a token is needed once any token was ever created or configured, and "
+        "always from beyond this machine; required: always; off: never, and only this machine is "
+        "answered (refused with a non-loopback FINETUNE_HOST).",
+    )
     api_tokens: list[str] = Field(
-        default_factory=list, description="Static bearer tokens (JSON list); none means no auth."
+        default_factory=list,
+        description="Static bearer tokens (JSON list), the operator's: they see every owner's jobs at "
+        "/metrics. Users' tokens come from `finetune token create NAME`.",
     )
 
     @model_validator(mode="after")
     def _embedded_defaults(self) -> Settings:
+        if self.auth == AuthMode.OFF and not is_loopback(self.host):
+            raise ValueError(
+                f"FINETUNE_AUTH=off answers this machine only, but FINETUNE_HOST is {self.host}: "
+                "set FINETUNE_AUTH to auto or required, or listen on 127.0.0.1"
+            )
         self.data_dir = self.data_dir.expanduser().absolute()
         if not self.database_url:
             self.database_url = f"sqlite:///{self.data_dir / 'finetune.db'}"

@@ -11,7 +11,7 @@ import redis
 
 from tests.service.conftest import REDIS
 from tests.utils.images import class_folder_zip, make_image, png_header_only
-from tests.utils.service import prepare_now, ready_dataset, upload_dataset
+from tests.utils.service import LOOPBACK_CLIENT, prepare_now, ready_dataset, upload_dataset
 
 
 def assert_error(response, status: int, error: str, *fragments: str) -> None:
@@ -138,7 +138,7 @@ def test_upload_over_the_limit_is_413(service_env, clean_tables, monkeypatch):
     monkeypatch.setenv("FINETUNE_MAX_UPLOAD_BYTES", "1000")
     get_settings.cache_clear()
     try:
-        with TestClient(create_app()) as small:
+        with TestClient(create_app(), client=LOOPBACK_CLIENT) as small:
             response = small.post("/datasets", files={"file": ("big.zip", b"x" * 200_000, "application/zip")})
             assert_error(response, 413, "PayloadTooLarge", "larger than")
     finally:
@@ -157,7 +157,7 @@ def test_a_predict_body_over_images_times_bytes_is_413_while_it_streams(
     monkeypatch.setenv("FINETUNE_MAX_PREDICT_IMAGES", "2")
     get_settings.cache_clear()
     try:
-        with TestClient(create_app()) as small:
+        with TestClient(create_app(), client=LOOPBACK_CLIENT) as small:
             images = [("image", (f"{i}.jpg", b"x" * 90_000)) for i in range(3)]  # each allowed, not together
             response = small.post("/predict", files=images, data={"model": "imagenet"})
             assert_error(response, 413, "PayloadTooLarge", "larger than")

@@ -10,7 +10,7 @@ from cli.main import main as finetune_cli
 from core.db import session_scope
 from core.tables import ApiTokenRow
 from tests.utils.images import make_image
-from tests.utils.service import prepare_now
+from tests.utils.service import LOOPBACK_CLIENT, prepare_now, upload_dataset
 
 
 @pytest.fixture()
@@ -103,3 +103,87 @@ def test_revoking_a_token(client, tokens):
     assert CliRunner().invoke(finetune_cli, ["token", "revoke", "bob"]).exit_code == 0
     assert client.get("/jobs", headers=tokens["bob"]).status_code == 401
     assert CliRunner().invoke(finetune_cli, ["token", "revoke", "bob"]).exit_code == 1
+    again = CliRunner().invoke(finetune_cli, ["token", "create", "bob"])  # a revoked name gets a new one
+    assert again.exit_code == 0
+    assert client.get("/jobs", headers={"Authorization": f"Bearer {again.output.strip()}"}).status_code == 200
+    assert client.get("/jobs", headers=tokens["bob"]).status_code == 401  # the old one stays revoked
+    listed = CliRunner().invoke(finetune_cli, ["token", "list"]).output
+    assert "alice" in listed and "bob" in listed and "ft_" not in listed
+
+
+def test_revoking_the_last_token_never_opens_the_service(client, tokens):
+    for name in ("alice", "bob"):
+        assert CliRunner().invoke(finetune_cli, ["token", "revoke", name]).exit_code == 0
+    from fastapi.testclient import TestClient
+
+    from api.main import create_app
+
+    for api in (client, TestClient(create_app(), client=LOOPBACK_CLIENT)):  # this process, and a new one
+        response = api.get("/jobs")
+        assert response.status_code == 401, response.text
+
+
+def caller(address: str):
+    from fastapi.testclient import TestClient
+
+    from api.main import create_app
+
+    return TestClient(create_app(), client=(address, 50000))
+
+
+def test_without_tokens_only_this_machine_is_answered(clean_tables):
+    assert caller("127.0.0.1").get("/jobs").status_code == 200
+    remote = caller("203.0.113.7").get("/jobs")
+    assert remote.status_code == 401 and "no API tokens yet" in remote.json()["detail"]
+    assert caller("203.0.113.7").get("/healthz").status_code == 200  # health stays open
+
+
+@pytest.mark.parametrize(
+    "mode, local, remote", [("off", 200, 401), ("required", 401, 401), ("auto", 200, 401)]
+)
+def test_auth_modes(clean_tables, monkeypatch, mode, local, remote):
+    from core.config import get_settings
+
+    monkeypatch.setattr(get_settings(), "auth", mode)
+    assert caller("127.0.0.1").get("/jobs").status_code == local
+    assert caller("::1").get("/jobs").status_code == local
+    assert caller("203.0.113.7").get("/jobs").status_code == remote
+    assert caller("127.0.0.1").get("/openapi.json").status_code == 200  # schema and pages hold no data
+
+
+def test_auth_off_is_refused_beyond_loopback(clean_tables, monkeypatch):
+    from pydantic import ValidationError
+
+    from core.config import Settings
+
+    with pytest.raises(ValidationError, match="FINETUNE_AUTH=off answers this machine only"):
+        Settings(auth="off", host="0.0.0.0")
+    monkeypatch.setenv("FINETUNE_AUTH", "off")
+    from core.config import get_settings
+
+    get_settings.cache_clear()
+    try:
+        for command in ("api", "up"):
+            result = CliRunner().invoke(finetune_cli, [command, "--host", "0.0.0.0"])
+            assert result.exit_code == 1 and "FINETUNE_AUTH=off" in result.output, result.output
+    finally:
+        get_settings.cache_clear()
+
+
+def test_metrics_show_a_user_only_their_own_jobs(client, tokens, tmp_path, monkeypatch):
+    from core.config import get_settings
+    from tests.service.test_metrics import samples, value
+
+    for name in ("alice", "bob"):
+        dataset = upload_dataset(client, tmp_path, headers=tokens[name])
+        prepare_now(dataset["id"])
+        job = client.post("/jobs", json={"dataset_id": dataset["id"]}, headers=tokens[name])
+        assert job.status_code == 202, job.text
+    monkeypatch.setattr(get_settings(), "api_tokens", ["operator-token"])
+    seen = {
+        name: samples(client, headers=headers)
+        for name, headers in {**tokens, "operator": {"Authorization": "Bearer operator-token"}}.items()
+    }
+    assert value(seen["alice"], "finetune_jobs", status="queued") == 1
+    assert value(seen["bob"], "finetune_jobs", status="queued") == 1
+    assert value(seen["operator"], "finetune_jobs", status="queued") == 2

@@ -10,8 +10,8 @@ from tests.utils.images import make_image
 from worker.runner import run_job
 
 
-def samples(client) -> dict[tuple, float]:
-    response = client.get("/metrics")
+def samples(client, headers: dict | None = None) -> dict[tuple, float]:
+    response = client.get("/metrics", headers=headers)
     assert response.status_code == 200 and response.headers["content-type"].startswith("text/plain")
     found = {}
     for family in text_string_to_metric_families(response.text):
@@ -60,16 +60,17 @@ def test_metrics_need_a_token_unless_public(service_env, clean_tables, monkeypat
     from fastapi.testclient import TestClient
 
     from api.main import create_app
+    from tests.utils.service import LOOPBACK_CLIENT
 
     monkeypatch.setenv("FINETUNE_API_TOKENS", '["scrape-token"]')
     get_settings.cache_clear()
     try:
-        with TestClient(create_app()) as locked:
+        with TestClient(create_app(), client=LOOPBACK_CLIENT) as locked:
             assert locked.get("/metrics").status_code == 401
             assert locked.get("/metrics", headers={"Authorization": "Bearer scrape-token"}).status_code == 200
         monkeypatch.setenv("FINETUNE_METRICS_PUBLIC", "true")
         get_settings.cache_clear()
-        with TestClient(create_app()) as public:
+        with TestClient(create_app(), client=LOOPBACK_CLIENT) as public:
             assert public.get("/metrics").status_code == 200
             assert public.get("/jobs").status_code == 401  # only /metrics opened
     finally:

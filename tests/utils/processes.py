@@ -23,13 +23,14 @@ def free_port() -> int:
 
 
 class ServiceProcess:
-    """One `finetune ...` process with its log in a file (read it when a test fails)."""
+    """One `finetune ...` process (or `python -m <module> ...`) with its log in a file (read it when
+    a test fails)."""
 
-    def __init__(self, args: list[str], env: dict[str, str], log_path: Path):
+    def __init__(self, args: list[str], env: dict[str, str], log_path: Path, module: str = "cli.main"):
         self.args, self.log_path = args, log_path
         self.log = open(log_path, "wb")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "cli.main", *args],
+            [sys.executable, "-m", module, *args],
             cwd=ROOT,
             env=env,
             stdout=self.log,

@@ -9,14 +9,21 @@ import httpx
 
 from tests.utils.images import class_folder_zip
 
+# A test client's address: this machine, as a local user's (the default "testclient" is no address,
+# and the auth policy answers only loopback callers without a token until a token exists).
+LOOPBACK_CLIENT = ("127.0.0.1", 50000)
 
-def upload_dataset(client, tmp_path: Path, per_class: int = 8, size=(64, 48), **form) -> dict:
+
+def upload_dataset(
+    client, tmp_path: Path, per_class: int = 8, size=(64, 48), headers: dict | None = None, **form
+) -> dict:
     archive = class_folder_zip(tmp_path / f"pets-{time.monotonic_ns()}.zip", per_class=per_class, size=size)
     with open(archive, "rb") as fh:
         response = client.post(
             "/datasets",
             files={"file": ("pets.zip", fh, "application/zip")},
             data={"val_fraction": "0.25", "test_fraction": "0.125", **form},
+            headers=headers,
         )
     assert response.status_code == 201, response.text
     return response.json()
