@@ -20,10 +20,21 @@ from cli.service import COMMANDS  # noqa: E402
 from model.cli import download_weights, export, predict, train  # noqa: E402
 
 
+def read_env_file() -> None:
+    """Every command reads `.env` as the service's settings do, the environment winning: the
+    engine's commands (`train`, `download-weights`) take their defaults from the environment."""
+    from dotenv import dotenv_values
+
+    for key, value in dotenv_values(".env").items():
+        if key.upper().startswith("FINETUNE_") and value is not None:
+            os.environ.setdefault(key.upper(), value)
+
+
 @click.group()
 @click.option("--verbose", "-v", is_flag=True, help="Show TensorFlow's own log lines and warnings.")
 def main(verbose: bool) -> None:
     """Finetune AlexNet on your own images, as a library, a command or a service."""
+    read_env_file()
     if verbose:
         os.environ["TF_CPP_MIN_LOG_LEVEL"] = "0"
         return

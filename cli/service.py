@@ -131,6 +131,7 @@ def up(host, port):
     With no URLs set: SQLite and a folder broker in FINETUNE_DATA_DIR.
     """
     from core.migrate import upgrade
+    from core.weights import WeightsState, installed_weights
 
     settings = _settings()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
@@ -140,10 +141,11 @@ def up(host, port):
         f"finetune: data in {settings.data_dir}, database {settings.database_url.split('@')[-1]}, "
         f"broker {settings.broker_url.split('@')[-1]}"
     )
-    if not settings.weights_path.is_file():
+    weights = installed_weights(settings)
+    if weights.state is not WeightsState.OK:
         click.echo(
-            f"note: {settings.weights_path} is not installed; `finetune download-weights` fetches it "
-            "(until then, jobs can use weights 'random')"
+            f"note: the pretrained weights ({settings.weights_path}) are {weights.describe()}; "
+            "`finetune download-weights` installs them (until then, jobs can use weights 'random')"
         )
     workers = [
         subprocess.Popen([sys.executable, "-m", "cli.main", "worker", "--queue", queue])

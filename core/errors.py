@@ -44,6 +44,10 @@ class JobStateConflict(Conflict): ...
 class WeightsNotInstalled(Conflict): ...
 
 
+class WeightsUnusable(Conflict):
+    """The weights file is there but cannot be used (another layout, truncated, wrong shapes)."""
+
+
 class InvalidDataset(AppError):
     status_code = 422
 

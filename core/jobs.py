@@ -16,11 +16,11 @@ from core.errors import (
     InvalidRequest,
     JobNotFound,
     JobStateConflict,
-    WeightsNotInstalled,
 )
 from core.ownership import get_owned, owned_column, owned_page
 from core.storage import Storage
 from core.tables import JobRow, utcnow
+from core.weights import require_weights
 from model.spec import SpecError, TrainSpec
 
 JOB_STATES = ("queued", "running", "succeeded", "failed", "cancelled")
@@ -35,11 +35,8 @@ def create_job(
     if dataset.status != "ready":
         detail = f": {dataset.error}" if dataset.error else ""
         raise DatasetNotReady(f"dataset {dataset_id} is {dataset.status}{detail}; jobs need a ready dataset")
-    if spec.weights == "imagenet" and not settings.weights_path.is_file():
-        raise WeightsNotInstalled(
-            f"weights 'imagenet' need {settings.weights_path}, which is not installed; "
-            f"run `finetune download-weights --to {settings.weights_path}`, or use weights 'random'"
-        )
+    if spec.weights == "imagenet":
+        require_weights(settings)
     if spec.weights.startswith(PREVIOUS_JOB_PREFIX):
         previous = get_job(session, spec.weights.removeprefix(PREVIOUS_JOB_PREFIX), owner)
         if previous.status != "succeeded":

@@ -80,6 +80,18 @@ def read_weights(path: str | os.PathLike) -> Weights:
     return weights
 
 
+def check_pretrained_file(path: str | os.PathLike) -> str | None:
+    """Check an installed pretrained weights file without reading its values (the archive's
+    directory and each array's header): every layer with bvlc_alexnet's shapes. Returns the
+    fingerprint stored with it (None for a file written without one); raises `WeightsError`."""
+    path = Path(path)
+    if path.is_dir():
+        raise WeightsError(f"{path} is a folder, not a weights file")
+    weights = read_weights(path)
+    check_shapes(weights, PRETRAINED_SHAPES["fc8"][1][0], WEIGHT_LAYERS)
+    return stored_fingerprint(path)
+
+
 def _load_npz(path: Path) -> dict[str, np.ndarray]:
     """The arrays of an uncompressed `.npz`, memory-mapped; object arrays (pickles) are refused."""
     if not zipfile.is_zipfile(path):

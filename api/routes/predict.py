@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import time
 from functools import partial
+from pathlib import Path
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, File, Form, Request, UploadFile
@@ -12,7 +13,8 @@ from api.deps import OwnerDep, SessionDep, SettingsDep, StorageDep
 from api.metrics import BATCH_IMAGES, PREDICT_SECONDS, PREDICTIONS
 from api.schemas import PredictionsPublic, error_responses
 from core import jobs as job_service
-from core.errors import InvalidImage, InvalidRequest, JobStateConflict, PayloadTooLarge, WeightsNotInstalled
+from core.errors import InvalidImage, InvalidRequest, JobStateConflict, PayloadTooLarge
+from core.weights import require_weights
 from model.precision import resolve
 
 router = APIRouter(tags=["predict"])
@@ -58,7 +60,7 @@ async def predict(
     locate = partial(_model_folder, session, storage, settings, owner, job_id)
     # one trip to the thread pool for the lookup and the model: each trip costs the event loop
     predictions = await run_in_threadpool(
-        _predict, request.app.state.predictors, key, locate, payloads, top_k, settings, precision
+        _predict, request.app.state.predictors, locate, payloads, top_k, settings, precision
     )
     kind = "imagenet" if key == "imagenet" else "job"
     PREDICTIONS.labels(kind).inc(len(predictions))
@@ -66,34 +68,31 @@ async def predict(
     return PredictionsPublic(model=key, precision=precision, predictions=predictions)
 
 
-def _model_folder(session, storage, settings, owner: str | None, job_id: str | None):
-    """What a request names: a succeeded job's export (its status read, not its whole row), or the
-    pretrained weights. The session is closed before the (possibly slow) model work."""
+def _model_folder(session, storage, settings, owner: str | None, job_id: str | None) -> tuple[Path, str]:
+    """What a request names, and the key its loaded model is cached under: a succeeded job's export
+    (its status read, not its whole row), or the pretrained weights as installed now (a reinstalled
+    file is another model). The session is closed before the (possibly slow) model work."""
     try:
         if job_id is None:
-            if not settings.weights_path.is_file():
-                raise WeightsNotInstalled(
-                    f"model 'imagenet' needs {settings.weights_path}; "
-                    f"run `finetune download-weights --to {settings.weights_path}`"
-                )
-            return settings.weights_path
+            weights = require_weights(settings, use="model 'imagenet'")
+            return settings.weights_path, f"imagenet:{weights.fingerprint or weights.identity}"
         status = job_service.job_status(session, job_id, owner)
         export = storage.export_dir(job_id)
         if status != "succeeded" or not export.is_dir():
             raise JobStateConflict(f"job {job_id} is {status}; prediction needs a succeeded job")
-        return export
+        return export, f"job:{job_id}"
     finally:
         session.close()
 
 
-def _predict(cache, key: str, locate, payloads: list[bytes], top_k: int, settings, precision: str):
+def _predict(cache, locate, payloads: list[bytes], top_k: int, settings, precision: str):
     from model.export import imagenet_predictor, load_export
     from model.preprocess import ImageError
 
-    folder = locate()
+    folder, key = locate()
 
     def load():
-        predictor = (imagenet_predictor if key == "imagenet" else load_export)(folder, precision)
+        predictor = (imagenet_predictor if key.startswith("imagenet") else load_export)(folder, precision)
         # concurrent requests for this model share forward passes (api/batching.py)
         predictor.forward = MicroBatcher(
             predictor.forward,

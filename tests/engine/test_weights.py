@@ -159,3 +159,25 @@ def test_download_over_http_verifies_converts_and_cleans_up(tmp_path):
         assert "weights 'random'" in missing.output
     finally:
         server.shutdown()
+
+
+def test_every_command_reads_dot_env_as_the_service_does(tmp_path, monkeypatch):
+    """`.env` in the working folder sets FINETUNE_* for download-weights as for the settings; a
+    variable set in the environment still wins."""
+    from core.config import Settings
+
+    source = save_original_layout(tmp_path / "bvlc_alexnet.npy")
+    monkeypatch.delenv("FINETUNE_WEIGHTS_PATH", raising=False)
+    monkeypatch.delenv("FINETUNE_DATA_DIR", raising=False)
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / ".env").write_text(f"FINETUNE_WEIGHTS_PATH={tmp_path / 'from-env' / 'w.npz'}\n")
+    monkeypatch.chdir(work)
+    result = CliRunner().invoke(main, ["download-weights", "--from", str(source), "--trust"])
+    assert result.exit_code == 0, result.output
+    assert (
+        tmp_path / "from-env" / "w.npz"
+    ).is_file() and Settings().weights_path == tmp_path / "from-env" / "w.npz"
+    monkeypatch.setenv("FINETUNE_WEIGHTS_PATH", str(tmp_path / "from-environment.npz"))
+    assert CliRunner().invoke(main, ["download-weights", "--from", str(source), "--trust"]).exit_code == 0
+    assert (tmp_path / "from-environment.npz").is_file()

@@ -25,7 +25,11 @@ def assert_error(response, status: int, error: str, *fragments: str) -> None:
 def test_health_and_readiness(client):
     assert client.get("/healthz").json() == {"status": "ok", "checks": {}}
     ready = client.get("/readyz")
-    assert ready.status_code == 200 and ready.json()["checks"] == {"database": "ok", "broker": "ok"}
+    assert ready.status_code == 200 and ready.json()["checks"] == {
+        "database": "ok",
+        "broker": "ok",
+        "weights": "ok",
+    }
 
 
 def test_upload_is_enqueued_then_prepared(client, tmp_path):
