@@ -44,7 +44,9 @@ async def current_settings() -> Settings:
     return get_settings()
 
 
-SessionDep = Annotated[Session, Depends(get_session)]
+# scope="function": the unit of work ends (commits) before the answer is sent, so a client that got
+# its answer sees the change on its next request, and a failed commit is that answer (not a log line)
+SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 SettingsDep = Annotated[Settings, Depends(current_settings)]
 
 

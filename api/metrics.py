@@ -16,6 +16,8 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, multiproces
 from prometheus_client.core import GaugeMetricFamily
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from core.states import JOB_VISIBLE, JobStatus
+
 log = logging.getLogger(__name__)
 
 REQUESTS = Counter("finetune_http_requests_total", "HTTP requests answered", ["method", "route", "status"])
@@ -97,12 +99,12 @@ class ServiceCollector:
         except Exception as exc:  # noqa: BLE001 - a scrape during an outage still answers
             log.warning("metrics: database unavailable (%s)", exc.__class__.__name__)
             counts, rows = {}, []
-        for status in ("queued", "running", "succeeded", "failed", "cancelled"):
+        for status in JOB_VISIBLE:
             jobs.add_metric([status], counts.get(status, 0))
         outcomes = {"hit": 0, "miss": 0}
         for job_id, status, progress in rows:
             progress = progress or {}
-            if status == "running" and progress.get("images_per_second") is not None:
+            if status == JobStatus.RUNNING and progress.get("images_per_second") is not None:
                 speed.add_metric([job_id], progress["images_per_second"])
             if progress.get("feature_cache") in outcomes:
                 outcomes[progress["feature_cache"]] += 1

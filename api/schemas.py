@@ -7,6 +7,7 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
+from core.states import JOB_ENDED, JobStatus
 from model.spec import TrainSpec
 
 REJECTED_IN_LISTINGS = 100  # a listing stays small; GET /datasets/{id} has every rejected file
@@ -138,8 +139,10 @@ class JobPublic(BaseModel):
     def from_row(cls, row, storage=None) -> JobPublic:
         progress = {k: v for k, v in (row.progress or {}).items() if k in Progress.model_fields}
         progress.setdefault("num_epochs", row.spec.get("num_epochs"))
-        if row.status in ("succeeded", "failed", "cancelled"):  # nothing left to wait for
-            progress.update(eta_seconds=None, phase="done" if row.status == "succeeded" else row.status)
+        if row.status in JOB_ENDED:  # nothing left to wait for
+            progress.update(
+                eta_seconds=None, phase="done" if row.status == JobStatus.SUCCEEDED else row.status
+            )
         best = (
             None
             if row.best_epoch is None

@@ -7,6 +7,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from api.schemas import UtcDatetime
+from core.states import JobStatus
 from model.sweep_space import MAX_TRIALS, Grid, RandomSearch
 
 
@@ -79,7 +80,7 @@ class SweepPublic(BaseModel):
                     best_val_loss=t.best_val_loss,
                     best_epoch=t.best_epoch,
                     fraction=1.0
-                    if t.status == "succeeded"
+                    if t.status == JobStatus.SUCCEEDED
                     else float((t.progress or {}).get("fraction") or 0.0),
                 )
                 for t in trials

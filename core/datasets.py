@@ -7,7 +7,7 @@ import os
 import shutil
 from pathlib import Path
 
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.config import Settings
@@ -15,11 +15,11 @@ from core.db import get_sessionmaker
 from core.errors import DatasetInUse, DatasetNotFound, InvalidDataset
 from core.lease import LeaseKeeper, PreparationLease
 from core.ownership import get_owned, owned_page
+from core.states import DATASET_VISIBLE, JOB_ACTIVE, DatasetStatus, transition
 from core.storage import Storage
 from core.tables import DatasetRow, JobRow, utcnow
 
 log = logging.getLogger(__name__)
-ACTIVE_JOB_STATES = ("queued", "running")
 
 
 def archive_limits(settings: Settings):
@@ -56,7 +56,7 @@ def register_upload(
     row = DatasetRow(
         owner=owner,
         name=name,
-        status="preparing",
+        status=DatasetStatus.PREPARING,
         val_fraction=val_fraction,
         test_fraction=test_fraction,
         seed=seed,
@@ -96,8 +96,8 @@ def prepare(settings: Settings, dataset_id: str, sessions: sessionmaker[Session]
                 f"gave up after {settings.max_attempts} attempts: its worker stopped during each one "
                 "(killed, or out of memory?); upload the dataset again"
             )
-            lease.write_final(session, {"status": "failed", "error": error})
-            return "failed"
+            lease.write_final(session, {"status": DatasetStatus.FAILED, "error": error})
+            return DatasetStatus.FAILED
         fractions = SplitFractions(row.val_fraction, row.test_fraction, row.seed)
     keeper = LeaseKeeper(lease, interval=max(settings.lease_seconds / 3, 0.05))
     keeper.start()
@@ -120,7 +120,7 @@ def prepare(settings: Settings, dataset_id: str, sessions: sessionmaker[Session]
         )
         manifest = prepared.manifest
         values = {
-            "status": "ready",
+            "status": DatasetStatus.READY,
             "classes": manifest["classes"],
             "num_images": manifest["num_images"],
             "splits": manifest["splits"],
@@ -131,14 +131,17 @@ def prepare(settings: Settings, dataset_id: str, sessions: sessionmaker[Session]
         log.warning("dataset %s: stopped preparing (deleted, or another worker has it)", dataset_id)
         return "stopped"
     except DatasetError as exc:
-        values = {"status": "failed", "error": str(exc)}
+        values = {"status": DatasetStatus.FAILED, "error": str(exc)}
     except OSError as exc:
         log.exception("preparing dataset %s failed", dataset_id)
-        values = {"status": "failed", "error": f"could not write the dataset: {exc.strerror or exc}"}
+        values = {
+            "status": DatasetStatus.FAILED,
+            "error": f"could not write the dataset: {exc.strerror or exc}",
+        }
     except Exception as exc:  # noqa: BLE001 - never "preparing" forever: every failure ends the row
         log.exception("preparing dataset %s failed", dataset_id)
         values = {
-            "status": "failed",
+            "status": DatasetStatus.FAILED,
             "error": f"could not prepare the dataset ({exc.__class__.__name__}: {exc})",
         }
     finally:
@@ -147,17 +150,18 @@ def prepare(settings: Settings, dataset_id: str, sessions: sessionmaker[Session]
         written = lease.write_final(session, values)
     if not written:  # deleted while we finished: leave nothing behind
         if not _exists(sessions, dataset_id):
-            shutil.rmtree(storage.dataset_dir(dataset_id), ignore_errors=True)
-            upload.unlink(missing_ok=True)
+            _remove_files(storage, dataset_id)
         return "stopped"
-    if values["status"] == "ready":
+    if values["status"] == DatasetStatus.READY:
         upload.unlink(missing_ok=True)
     return values["status"]
 
 
 def _exists(sessions: sessionmaker[Session], dataset_id: str) -> bool:
+    """Whether the dataset is still wanted (neither deleted nor being deleted)."""
     with sessions() as session:
-        return session.get(DatasetRow, dataset_id) is not None
+        status = session.scalar(select(DatasetRow.status).where(DatasetRow.id == dataset_id))
+        return status not in (None, DatasetStatus.DELETING)
 
 
 def _forget_features(storage: Storage, folder: Path) -> None:
@@ -176,8 +180,8 @@ def _forget_features(storage: Storage, folder: Path) -> None:
     FeatureCache(storage.feature_cache_dir).remove_dataset(fingerprint)
 
 
-def get_dataset(session: Session, dataset_id: str, owner: str | None) -> DatasetRow:
-    return get_owned(session, DatasetRow, dataset_id, owner, DatasetNotFound, "dataset")
+def get_dataset(session: Session, dataset_id: str, owner: str | None, for_update: bool = False) -> DatasetRow:
+    return get_owned(session, DatasetRow, dataset_id, owner, DatasetNotFound, "dataset", for_update)
 
 
 def list_datasets(
@@ -189,16 +193,37 @@ def list_datasets(
 
 
 def delete_dataset(session: Session, storage: Storage, dataset_id: str, owner: str | None) -> None:
-    row = get_dataset(session, dataset_id, owner)
+    """Mark the dataset, commit, then remove its files and row (a crash in between: the reconciler).
+
+    Its row is locked for the check, as `POST /jobs` locks it: a job created at the same moment is
+    either seen here (409) or refused there (the dataset is gone), never left pointing at nothing.
+    A preparation in progress loses its lease with the mark and stops.
+    """
+    get_dataset(session, dataset_id, owner, for_update=True)
     active = session.scalar(
-        select(func.count()).where(JobRow.dataset_id == dataset_id, JobRow.status.in_(ACTIVE_JOB_STATES))
+        select(func.count()).where(JobRow.dataset_id == dataset_id, JobRow.status.in_(JOB_ACTIVE))
     )
     if active:
         raise DatasetInUse(
             f"dataset {dataset_id} is used by {active} queued or running job(s); cancel them first"
         )
-    session.delete(row)
-    session.flush()
+    transition(session, DatasetRow, dataset_id, DATASET_VISIBLE, DatasetStatus.DELETING)
+    session.commit()
+    finish_dataset_deletion(session, storage, dataset_id)
+
+
+def finish_dataset_deletion(session: Session, storage: Storage, dataset_id: str) -> None:
+    """Remove a dataset marked `deleting`: its files and feature caches, then its row (committed)."""
+    _remove_files(storage, dataset_id)
+    session.execute(
+        delete(DatasetRow)
+        .where(DatasetRow.id == dataset_id, DatasetRow.status == DatasetStatus.DELETING)
+        .execution_options(synchronize_session=False)
+    )
+    session.commit()
+
+
+def _remove_files(storage: Storage, dataset_id: str) -> None:
     folder = storage.dataset_dir(dataset_id)
     _forget_features(storage, folder)
     shutil.rmtree(folder, ignore_errors=True)

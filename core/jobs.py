@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 
 from core.config import Settings
 from core.datasets import get_dataset
-from core.db import conditional_update, database_now
+from core.db import database_now
 from core.errors import (
     DatasetNotReady,
     InvalidRequest,
@@ -18,12 +18,12 @@ from core.errors import (
     JobStateConflict,
 )
 from core.ownership import get_owned, owned_column, owned_page
+from core.states import JOB_ENDED, DatasetStatus, JobStatus, transition
 from core.storage import Storage
 from core.tables import JobRow, utcnow
 from core.weights import require_weights
 from model.spec import SpecError, TrainSpec
 
-JOB_STATES = ("queued", "running", "succeeded", "failed", "cancelled")
 PREVIOUS_JOB_PREFIX = "job:"
 
 
@@ -31,15 +31,15 @@ def create_job(
     session: Session, settings: Settings, owner: str | None, dataset_id: str, spec: TrainSpec
 ) -> JobRow:
     """Check that the job can run, then write it as `queued`. The caller commits, then enqueues."""
-    dataset = get_dataset(session, dataset_id, owner)
-    if dataset.status != "ready":
+    dataset = get_dataset(session, dataset_id, owner, for_update=True)  # a delete waits for this commit
+    if dataset.status != DatasetStatus.READY:
         detail = f": {dataset.error}" if dataset.error else ""
         raise DatasetNotReady(f"dataset {dataset_id} is {dataset.status}{detail}; jobs need a ready dataset")
     if spec.weights == "imagenet":
         require_weights(settings)
     if spec.weights.startswith(PREVIOUS_JOB_PREFIX):
         previous = get_job(session, spec.weights.removeprefix(PREVIOUS_JOB_PREFIX), owner)
-        if previous.status != "succeeded":
+        if previous.status != JobStatus.SUCCEEDED:
             raise JobStateConflict(
                 f"job {previous.id} is {previous.status}; only a succeeded job can be continued from"
             )
@@ -49,7 +49,9 @@ def create_job(
         spec.check_classes(len(dataset.classes or []), _source_classes(spec, Storage(settings)))
     except SpecError as exc:
         raise InvalidRequest(str(exc)) from None
-    row = JobRow(owner=owner, dataset_id=dataset_id, status="queued", spec=spec.model_dump(mode="json"))
+    row = JobRow(
+        owner=owner, dataset_id=dataset_id, status=JobStatus.QUEUED, spec=spec.model_dump(mode="json")
+    )
     session.add(row)
     session.flush()
     return row
@@ -102,31 +104,30 @@ def list_jobs(
 def cancel_job(session: Session, job_id: str, owner: str | None) -> JobRow:
     """A queued job is cancelled at once; a running one is asked to stop and stops within a step.
 
-    Each case is a conditional update, so a worker taking the job at the same moment is never
-    overwritten: the cancel then becomes a request the worker sees within a step.
+    Each case is a transition, so a worker taking the job at the same moment is never overwritten:
+    the cancel then becomes a request the worker sees within a step. A running job whose lease
+    expired ends at once, its lease cleared: a holder that only stalled can no longer write.
     """
     get_job(session, job_id, owner)  # 404 for unknown ids and other owners
     now = utcnow()
     expired = or_(JobRow.lease_expires.is_(None), JobRow.lease_expires < database_now(session))
     done = (
-        conditional_update(
-            session, JobRow, job_id, JobRow.status == "queued", status="cancelled", finished_at=now
-        )
-        or conditional_update(  # its worker is gone: nobody else will stop it
+        transition(session, JobRow, job_id, (JobStatus.QUEUED,), JobStatus.CANCELLED, finished_at=now)
+        or transition(  # its worker is gone: nobody else will stop it
             session,
             JobRow,
             job_id,
-            JobRow.status == "running",
+            (JobStatus.RUNNING,),
+            JobStatus.CANCELLED,
             expired,
-            status="cancelled",
             cancel_requested=True,
             finished_at=now,
         )
-        or conditional_update(session, JobRow, job_id, JobRow.status == "running", cancel_requested=True)
+        or transition(session, JobRow, job_id, (JobStatus.RUNNING,), None, cancel_requested=True)
     )
     row = get_job(session, job_id, owner)
     session.refresh(row)
-    if not done and row.status != "cancelled":
+    if not done and row.status != JobStatus.CANCELLED:
         raise JobStateConflict(f"job {job_id} is {row.status}; only queued or running jobs can be cancelled")
     return row
 
@@ -134,17 +135,26 @@ def cancel_job(session: Session, job_id: str, owner: str | None) -> JobRow:
 def delete_job(session: Session, storage: Storage, job_id: str, owner: str | None) -> None:
     """Delete a job that is not running: its row, metrics (cascade), checkpoints, events and export.
 
-    A running job answers 409: cancel it first, so no worker writes into a folder being removed.
+    The row is marked and committed first, then its files go, then the row: a crash in between
+    leaves a row the reconciler finishes, never a row without its files. A running job answers
+    409: cancel it first, so no worker writes into a folder being removed.
     """
     get_job(session, job_id, owner)
-    removed = session.execute(
-        delete(JobRow)
-        .where(JobRow.id == job_id, JobRow.status != "running")
-        .execution_options(synchronize_session=False)
-    ).rowcount
-    if not removed:
+    if not transition(session, JobRow, job_id, (JobStatus.QUEUED, *JOB_ENDED), JobStatus.DELETING):
         raise JobStateConflict(f"job {job_id} is running; cancel it first, then delete it")
+    session.commit()
+    finish_job_deletion(session, storage, job_id)
+
+
+def finish_job_deletion(session: Session, storage: Storage, job_id: str) -> None:
+    """Remove a job marked `deleting`: its files, then its row (committed)."""
     shutil.rmtree(storage.run_dir(job_id), ignore_errors=True)
+    session.execute(
+        delete(JobRow)
+        .where(JobRow.id == job_id, JobRow.status == JobStatus.DELETING)
+        .execution_options(synchronize_session=False)
+    )
+    session.commit()
 
 
 def resume_job(session: Session, job_id: str, owner: str | None) -> JobRow:
@@ -152,12 +162,12 @@ def resume_job(session: Session, job_id: str, owner: str | None) -> JobRow:
     row = get_job(session, job_id, owner)
     if row.dataset_id is None:
         raise JobStateConflict(f"the dataset of job {job_id} was deleted; it cannot resume")
-    resumed = conditional_update(
+    resumed = transition(
         session,
         JobRow,
         job_id,
-        JobRow.status.in_(("cancelled", "failed")),
-        status="queued",
+        (JobStatus.CANCELLED, JobStatus.FAILED),
+        JobStatus.QUEUED,
         cancel_requested=False,
         error=None,
         finished_at=None,

@@ -17,7 +17,8 @@ from sqlalchemy import or_
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
-from core.db import conditional_update, database_now
+from core.db import database_now
+from core.states import HELD_STATUS, DatasetStatus, JobStatus, transition
 from core.tables import DatasetRow, JobRow
 
 
@@ -32,7 +33,10 @@ def worker_id() -> str:
 
 
 class RowLease:
-    """A lease on one row of `table` (which has `status`, `lease_owner` and `lease_expires`)."""
+    """A lease on one row of `table` (which has `status`, `lease_owner` and `lease_expires`).
+
+    The row is held only in its table's held state (a job `running`, a dataset `preparing`):
+    once a cancel or a delete moves it on, renewals and final writes find nothing to change."""
 
     def __init__(
         self,
@@ -41,36 +45,42 @@ class RowLease:
         sessions: sessionmaker[Session],
         ttl_seconds: float,
         claimable: tuple[str, ...],
-        taken_status: str | None = None,
     ):
         self.table, self.row_id, self.sessions, self.ttl = table, row_id, sessions, ttl_seconds
-        self.claimable, self.taken_status = claimable, taken_status
+        self.claimable, self.held = claimable, HELD_STATUS[table.__tablename__]
 
     def acquire(self) -> bool:
         """Take the row if it is claimable and its lease is free or expired, in one atomic update."""
         table = self.table
         with self.sessions() as session, session.begin():
             now = database_now(session)
-            values = {"lease_owner": worker_id(), "lease_expires": now + self.ttl}
-            if self.taken_status:
-                values["status"] = self.taken_status
             free = or_(
                 table.lease_expires.is_(None), table.lease_expires < now, table.lease_owner == worker_id()
             )
-            return conditional_update(
-                session, table, self.row_id, table.status.in_(self.claimable), free, **values
+            return transition(
+                session,
+                table,
+                self.row_id,
+                self.claimable,
+                self.held,
+                free,
+                lease_owner=worker_id(),
+                lease_expires=now + self.ttl,
             )
 
     def renew(self, session: Session) -> bool:
-        """Extend the lease; False when it was lost (expired and taken, or the row is gone)."""
+        """Extend the lease; False when it was lost (expired and taken, cancelled, deleted)."""
         return self.write_final(session, {"lease_expires": database_now(session) + self.ttl}, release=False)
 
     def write_final(self, session: Session, values: dict, release: bool = True) -> bool:
-        """Write `values` (and give the lease up) only while this worker holds the lease."""
+        """Write `values` (a `status` among them moves the row) and give the lease up, only while
+        this worker holds the lease and the row is still in its held state."""
+        values = dict(values)
+        to_state = values.pop("status", None)
         if release:
-            values = {**values, "lease_owner": None, "lease_expires": None}
-        return conditional_update(
-            session, self.table, self.row_id, self.table.lease_owner == worker_id(), **values
+            values.update(lease_owner=None, lease_expires=None)
+        return transition(
+            session, self.table, self.row_id, (self.held,), to_state, holder=worker_id(), **values
         )
 
     def release(self, session: Session) -> None:
@@ -79,14 +89,12 @@ class RowLease:
 
 def JobLease(job_id: str, sessions: sessionmaker[Session], ttl_seconds: float) -> RowLease:  # noqa: N802
     """A queued job, or a running one whose worker's lease expired, becomes `running` here."""
-    return RowLease(
-        JobRow, job_id, sessions, ttl_seconds, claimable=("queued", "running"), taken_status="running"
-    )
+    return RowLease(JobRow, job_id, sessions, ttl_seconds, claimable=(JobStatus.QUEUED, JobStatus.RUNNING))
 
 
 def PreparationLease(dataset_id: str, sessions: sessionmaker[Session], ttl_seconds: float) -> RowLease:  # noqa: N802
     """One preparer per dataset, even with several prepare workers."""
-    return RowLease(DatasetRow, dataset_id, sessions, ttl_seconds, claimable=("preparing",))
+    return RowLease(DatasetRow, dataset_id, sessions, ttl_seconds, claimable=(DatasetStatus.PREPARING,))
 
 
 class LeaseKeeper(threading.Thread):

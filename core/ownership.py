@@ -6,16 +6,29 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from core.errors import NotFound
+from core.states import DELETING
 
 
 def owned_by(table, owner: str | None):
-    """The SQL condition for `owner`'s rows (rows made without a token have no owner)."""
-    return table.owner.is_(None) if owner is None else table.owner == owner
+    """The SQL condition for `owner`'s rows (rows made without a token have no owner); a row being
+    deleted is gone for everyone."""
+    mine = table.owner.is_(None) if owner is None else table.owner == owner
+    return (mine & (table.status != DELETING)) if hasattr(table, "status") else mine
 
 
-def get_owned(session: Session, table, row_id: str, owner: str | None, not_found: type[NotFound], noun: str):
-    row = session.get(table, row_id)
-    if row is None or row.owner != owner:
+def get_owned(
+    session: Session,
+    table,
+    row_id: str,
+    owner: str | None,
+    not_found: type[NotFound],
+    noun: str,
+    for_update: bool = False,
+):
+    """The owner's row; `for_update` locks it until the transaction ends (PostgreSQL), so a check
+    and the write that depends on it cannot interleave with another writer's."""
+    row = session.get(table, row_id, with_for_update=for_update, populate_existing=for_update)
+    if row is None or row.owner != owner or getattr(row, "status", None) == DELETING:
         raise not_found(f"no {noun} with id {row_id}")
     return row
 

@@ -20,10 +20,10 @@ log = logging.getLogger(__name__)
 @worker_ready.connect
 def _on_ready(sender=None, **_kwargs) -> None:
     from core.reconcile import Reconciler
-    from worker.runner import stop_all_on_sigterm
+    from worker.runner import shutdown
 
-    stop_all_on_sigterm()
     queues = {queue.name for queue in sender.app.amqp.queues.consume_from.values()} if sender else set()
+    shutdown.install(stop_consuming=lambda: [sender.cancel_task_queue(queue) for queue in queues])
     if "train" in queues:  # one reconciler per train worker: the jobs it might be handed
         Reconciler(get_settings().reconcile_seconds).start()
         weights = installed_weights(get_settings())

@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 import signal
 import threading
+from collections.abc import Callable
+from functools import partial
 
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -13,13 +15,14 @@ from core.db import get_sessionmaker
 from core.jobs import engine_spec
 from core.lease import JobLease
 from core.queue import enqueue_training
+from core.states import JobStatus
 from core.storage import Storage
 from core.tables import JobRow, utcnow
 from model.checkpoint import discard_checkpoint
 from worker.recorder import JobRecorder
 
 log = logging.getLogger(__name__)
-_active: dict[str, JobRecorder] = {}  # running jobs in this process, for SIGTERM
+_active: dict[str, JobRecorder] = {}  # running jobs in this process, for a stop
 
 
 def run_job(job_id: str, settings: Settings, sessions: sessionmaker[Session] | None = None) -> str:
@@ -36,15 +39,14 @@ def run_job(job_id: str, settings: Settings, sessions: sessionmaker[Session] | N
     with sessions() as session, session.begin():
         row = session.get(JobRow, job_id)
         if row.attempts >= settings.max_attempts:  # every earlier attempt died with its worker
-            row.status, row.finished_at = "failed", utcnow()
-            row.error = (
+            error = (
                 f"gave up after {row.attempts} attempt{'' if row.attempts == 1 else 's'}: "
                 "its worker stopped during each one "
                 "(killed, or out of memory?); see the worker log, then resume the job to try again"
             )
-            lease.release(session)
-            log.error("job %s: %s", job_id, row.error)
-            return "failed"
+            lease.write_final(session, {"status": JobStatus.FAILED, "error": error, "finished_at": utcnow()})
+            log.error("job %s: %s", job_id, error)
+            return JobStatus.FAILED
         row.started_at = row.started_at or utcnow()
         row.attempts += 1
         spec, dataset_id = engine_spec(row, storage), row.dataset_id
@@ -52,7 +54,7 @@ def run_job(job_id: str, settings: Settings, sessions: sessionmaker[Session] | N
         job_id, sessions, lease, settings.metrics_flush_seconds, settings.cancel_poll_seconds
     )
     _active[job_id] = recorder
-    outcome, error, result = "failed", None, None
+    outcome, error, result = JobStatus.FAILED, None, None
     try:
         dataset = PreparedDataset(storage.dataset_dir(dataset_id))
         result = train(
@@ -78,13 +80,16 @@ def run_job(job_id: str, settings: Settings, sessions: sessionmaker[Session] | N
     with sessions() as session, session.begin():
         row = session.get(JobRow, job_id)
         progress = {**recorder.progress, "eta_seconds": None}
-        if outcome == "cancelled" and not row.cancel_requested:
+        if outcome == JobStatus.CANCELLED and not row.cancel_requested:
             outcome = "released"  # stopped by SIGTERM: back to the queue for another worker
-            values = {"status": "queued", "attempts": JobRow.attempts - 1}  # a give-back is no failed try
+            values = {
+                "status": JobStatus.QUEUED,
+                "attempts": JobRow.attempts - 1,
+            }  # a give-back is no failed try
         else:
-            values = {"status": outcome, "error": error, "finished_at": utcnow()}
-            progress["phase"] = {"succeeded": "done"}.get(outcome, outcome)
-        if result is not None and outcome == "succeeded":
+            values = {"status": JobStatus(outcome), "error": error, "finished_at": utcnow()}
+            progress["phase"] = {JobStatus.SUCCEEDED: "done"}.get(outcome, outcome)
+        if result is not None and outcome == JobStatus.SUCCEEDED:
             values.update(
                 best_epoch=result.best_epoch,
                 best_val_accuracy=result.best_val_accuracy,
@@ -97,9 +102,10 @@ def run_job(job_id: str, settings: Settings, sessions: sessionmaker[Session] | N
         if not lease.write_final(session, values):  # only the lease holder writes the outcome
             log.error("job %s: the lease was lost before the outcome was written; leaving it", job_id)
             return "lost"
-    if outcome == "succeeded":
+    if outcome == JobStatus.SUCCEEDED:
         discard_checkpoint(storage.run_dir(job_id) / "checkpoint")  # the export stays
     if outcome == "released":
+        shutdown.stop_consuming()
         enqueue_training(job_id)
     log.info("job %s: %s", job_id, outcome)
     return outcome
@@ -132,15 +138,28 @@ def describe_failure(exc: Exception) -> str:
     return f"internal error ({exc.__class__.__name__}): {exc}; see the worker log"
 
 
-def stop_all_on_sigterm() -> None:
-    """On SIGTERM, running jobs checkpoint at the next step and go back to the queue."""
-    previous = signal.getsignal(signal.SIGTERM)
+class Shutdown:
+    """This process's stop: SIGTERM or SIGINT (Ctrl-C) asks running jobs to checkpoint at their
+    next step and go back to the queue. `stop_consuming` (the worker's) runs before a job is handed
+    back, so the message that hands it back goes to another worker, or to the next start."""
 
-    def handler(signum, frame):
+    def __init__(self) -> None:
+        self.requested = threading.Event()
+        self.stop_consuming: Callable[[], None] = lambda: None
+
+    def install(self, stop_consuming: Callable[[], None]) -> None:
+        self.stop_consuming = stop_consuming
+        if threading.current_thread() is not threading.main_thread():
+            return
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, partial(self._handle, signal.getsignal(sig)))
+
+    def _handle(self, previous, signum, frame) -> None:
+        self.requested.set()
         for recorder in list(_active.values()):
             recorder.request_stop()
-        if callable(previous):
+        if callable(previous):  # Celery's own: a warm shutdown once the task has returned
             previous(signum, frame)
 
-    if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, handler)
+
+shutdown = Shutdown()

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+from celery.exceptions import Reject
+
 from core.config import get_settings
 from core.datasets import prepare
 from core.queue import PREPARE_TASK, TRAIN_TASK
 from worker.celery_app import app
-from worker.runner import run_job
+from worker.runner import run_job, shutdown
 
 
 @app.task(name=TRAIN_TASK)
 def finetune(job_id: str) -> str:
+    if shutdown.requested.is_set():  # a message that reached a worker on its way out: for another
+        raise Reject(f"job {job_id}: this worker is stopping", requeue=True)
     return run_job(job_id, get_settings())
 
 

@@ -15,6 +15,7 @@ from api.deps import OwnerDep, SessionDep, StorageDep
 from api.schemas import error_responses
 from core import jobs as service
 from core.errors import JobStateConflict
+from core.states import JobStatus
 from model.portable import portable_export
 
 router = APIRouter(prefix="/jobs", tags=["jobs"])
@@ -53,7 +54,7 @@ def download_model(
     on its first download (an ONNX conversion takes ~30 s on 2 CPU cores) and kept."""
     row = service.get_job(session, job_id, owner)
     export_dir = storage.export_dir(job_id)
-    if row.status != "succeeded" or not export_dir.is_dir():
+    if row.status != JobStatus.SUCCEEDED or not export_dir.is_dir():
         raise JobStateConflict(f"job {job_id} is {row.status}; its model exists once it has succeeded")
     session.close()  # no database connection is held while it converts or the file streams
     archive = storage.model_archive(job_id, format)

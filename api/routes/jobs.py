@@ -14,11 +14,11 @@ from api.schemas import JobCreate, JobPublic, JobsPublic, MetricsPublic, TrainPo
 from core import jobs as service
 from core.db import get_sessionmaker
 from core.queue import enqueue_training
+from core.states import JOB_ENDED
 from core.tables import TrainMetricRow, ValMetricRow
 
 router = APIRouter(prefix="/jobs", tags=["jobs"])
 ERRORS = error_responses(400, 404, 409, 422)
-TERMINAL = ("succeeded", "failed", "cancelled")
 EVENTS_PER_POLL = 1000  # a long history is replayed in pages, never read whole
 
 
@@ -154,7 +154,7 @@ async def job_events(
             if job.status != last_status or progress != last_progress:
                 yield {"event": "status", "data": json.dumps({"status": job.status, "progress": progress})}
                 last_status, last_progress = job.status, progress
-            if job.status in TERMINAL:
+            if job.status in JOB_ENDED:
                 yield {"event": "end", "data": job.model_dump_json()}
                 return
             await asyncio.sleep(0.5)

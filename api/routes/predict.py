@@ -14,6 +14,7 @@ from api.metrics import BATCH_IMAGES, PREDICT_SECONDS, PREDICTIONS
 from api.schemas import PredictionsPublic, error_responses
 from core import jobs as job_service
 from core.errors import InvalidImage, InvalidRequest, JobStateConflict, PayloadTooLarge
+from core.states import JobStatus
 from core.weights import require_weights
 from model.precision import resolve
 
@@ -78,7 +79,7 @@ def _model_folder(session, storage, settings, owner: str | None, job_id: str | N
             return settings.weights_path, f"imagenet:{weights.fingerprint or weights.identity}"
         status = job_service.job_status(session, job_id, owner)
         export = storage.export_dir(job_id)
-        if status != "succeeded" or not export.is_dir():
+        if status != JobStatus.SUCCEEDED or not export.is_dir():
             raise JobStateConflict(f"job {job_id} is {status}; prediction needs a succeeded job")
         return export, f"job:{job_id}"
     finally:

@@ -60,7 +60,7 @@ def get_sweep(sweep_id: str, session: SessionDep, owner: OwnerDep):
 def cancel_sweep(sweep_id: str, session: SessionDep, owner: OwnerDep):
     """Cancel every queued or running trial; 409 when none is left to cancel."""
     sweep = service.cancel_sweep(session, sweep_id, owner)
-    session.flush()
+    session.commit()
     return public(session, sweep)
 
 

@@ -39,11 +39,14 @@ def test_a_burst_reuses_the_embedded_databases_connections(tmp_path):
 def test_the_token_lookup_gives_its_connection_back_before_the_handler_runs(clean_tables):
     """/predict reads its uploads and decodes them after this lookup: holding the connection
     meanwhile made concurrent requests open and close connections."""
+    from starlette.applications import Starlette
+
     from api.deps import get_owner
     from core.config import get_settings
     from core.db import get_engine, session_scope
 
-    request = Request({"type": "http", "method": "GET", "path": "/jobs", "headers": []})
+    scope = {"type": "http", "method": "GET", "path": "/jobs", "headers": [], "client": ("127.0.0.1", 1)}
+    request = Request({**scope, "app": Starlette()})
     with session_scope() as session:
         assert get_owner(request, session, get_settings()) is None  # no tokens: open
         assert not session.in_transaction()
