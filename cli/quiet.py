@@ -24,6 +24,7 @@ NATIVE_LOG_LINE = re.compile(
 def filter_native_stderr() -> None:
     """Route fd 2 through a thread that drops TensorFlow's native log lines."""
     terminal = os.dup(2)
+    restore = os.dup(terminal)  # kept for the exit: a Celery worker replaces sys.stderr with a proxy
     sys.stderr.flush()
     sys.stderr = os.fdopen(os.dup(terminal), "w", buffering=1, encoding=sys.stderr.encoding, errors="replace")
     read_end, write_end = os.pipe()
@@ -40,7 +41,7 @@ def filter_native_stderr() -> None:
     thread.start()
 
     def drain() -> None:
-        os.dup2(sys.stderr.fileno(), 2)  # closes the pipe's last write end: the pump sees EOF
+        os.dup2(restore, 2)  # closes the pipe's last write end: the pump sees EOF
         thread.join(timeout=1.0)
 
     atexit.register(drain)

@@ -57,6 +57,8 @@ class JobRecorder(TrainingObserver):
     # --- TrainingObserver -------------------------------------------------------------------
     def on_start(self, info: RunInfo) -> None:
         self._total_steps = info.num_epochs * info.steps_per_epoch
+        if info.resumed_from_step:
+            log.info("job %s: resumed from its checkpoint after step %d", self.job_id, info.resumed_from_step)
         with self._lock:
             if info.feature_cache == "cached":
                 self._progress.setdefault("feature_cache", "hit")  # no features phase came first

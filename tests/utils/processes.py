@@ -50,7 +50,8 @@ class ServiceProcess:
         return self.process.returncode
 
     def output(self) -> str:
-        self.log.flush()
+        if not self.log.closed:
+            self.log.flush()
         return self.log_path.read_text(errors="replace")
 
 
@@ -86,13 +87,14 @@ def wait_until_ready(base_url: str, processes: list[ServiceProcess], timeout: fl
     raise TimeoutError(f"{base_url} not ready within {timeout} s")
 
 
-def wait_for_log(process: ServiceProcess, text: str | re.Pattern, timeout: float = 90.0) -> None:
-    """Until the log holds `text` (a string, or a pattern searched for)."""
+def wait_for_log(process: ServiceProcess, text: str | re.Pattern, timeout: float = 90.0):
+    """Until the log holds `text` (a string, or a pattern searched for: its match is returned)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         output = process.output()
-        if text.search(output) if isinstance(text, re.Pattern) else text in output:
-            return
+        found = text.search(output) if isinstance(text, re.Pattern) else text in output
+        if found:
+            return found
         if process.process.poll() is not None:
             raise RuntimeError(f"{process.args} exited:\n{process.output()[-4000:]}")
         time.sleep(0.3)
