@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from pathlib import Path
 
 from sqlalchemy import delete, or_
 from sqlalchemy.orm import Session
@@ -67,14 +68,13 @@ def _source_classes(spec: TrainSpec, storage: Storage) -> int | None:
     return None
 
 
-def engine_spec(row: JobRow, storage: Storage) -> TrainSpec:
-    """The job's spec for `model/`, with `job:<id>` resolved to that job's export folder."""
-    spec = TrainSpec(**row.spec)
+def start_weights_dir(spec: TrainSpec, storage: Storage) -> Path | None:
+    """Where this host finds the weights `job:<id>` names: that job's export. The spec keeps the
+    name (as the row, the checkpoint and the export do), so any host that mounts the data folder,
+    at whatever path, resumes the run."""
     if spec.weights.startswith(PREVIOUS_JOB_PREFIX):
-        spec = spec.model_copy(
-            update={"weights": str(storage.export_dir(spec.weights.removeprefix(PREVIOUS_JOB_PREFIX)))}
-        )
-    return spec
+        return storage.export_dir(spec.weights.removeprefix(PREVIOUS_JOB_PREFIX))
+    return None
 
 
 def get_job(session: Session, job_id: str, owner: str | None) -> JobRow:

@@ -12,6 +12,11 @@ class Storage:
     def __init__(self, settings: Settings):
         self.root = settings.data_dir
 
+    def shown(self, text: str) -> str:
+        """`text` with this host's data folder taken out: what a client reads names paths relative
+        to the data folder, which another host may mount elsewhere."""
+        return text.replace(f"{self.root}{os.sep}", "").replace(str(self.root), "the data folder")
+
     def upload_path(self, dataset_id: str) -> Path:
         return self.root / "uploads" / f"{dataset_id}.zip"
 

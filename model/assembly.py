@@ -48,16 +48,20 @@ def configure_devices() -> None:
             pass
 
 
-def source_weights(spec: TrainSpec, imagenet_path: str | Path | None) -> Weights | None:
+def source_weights(spec: TrainSpec, imagenet_path: str | Path | None, start_path=None) -> Weights | None:
     """The weights a run starts from: None for `random`, else the file or export named by `weights`."""
-    path = source_path(spec, imagenet_path)
+    path = source_path(spec, imagenet_path, start_path)
     return None if path is None else read_weights(path)
 
 
-def source_path(spec: TrainSpec, imagenet_path: str | Path | None) -> Path | None:
-    """Where the starting weights are read from (checked to exist for `imagenet`)."""
+def source_path(spec: TrainSpec, imagenet_path: str | Path | None, start_path=None) -> Path | None:
+    """Where the starting weights are read from (checked to exist for `imagenet`). `start_path`,
+    where given, is where this host finds the weights that `weights` names (a service's `job:<id>`):
+    the spec keeps the name, so a run's records hold no path of the host that started it."""
     if spec.weights == "random":
         return None
+    if start_path is not None:
+        return Path(start_path)
     if spec.weights == "imagenet":
         if imagenet_path is None:
             raise WeightsError(
@@ -77,9 +81,11 @@ def source_classes(source: Weights | None) -> int | None:
     return None if source is None or "fc8" not in source else int(source["fc8"][0].shape[-1])
 
 
-def assemble(spec: TrainSpec, num_classes: int, preprocess: PreprocessSpec, imagenet_path=None) -> Assembly:
+def assemble(
+    spec: TrainSpec, num_classes: int, preprocess: PreprocessSpec, imagenet_path=None, start_path=None
+) -> Assembly:
     keras.utils.set_random_seed(spec.seed)
-    source, stored = _read_start(source_path(spec, imagenet_path))
+    source, stored = _read_start(source_path(spec, imagenet_path, start_path))
     spec.check_classes(num_classes, source_classes(source))
     reinit = set(spec.reinit_layers)
     if source_classes(source) not in (None, num_classes):

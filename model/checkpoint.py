@@ -84,6 +84,16 @@ def check_same_run(state: dict | None, spec: dict, dataset_fingerprint: str, whe
         )
 
 
+def check_same_start(state: dict | None, start_fingerprint: str | None, where: Path) -> None:
+    """The frozen layers are not in a checkpoint: a resume must find the weights the run started
+    from (a reinstalled weights file with other values would be mixed in silently)."""
+    if state and state.get("start") not in (None, start_fingerprint):
+        raise CheckpointMismatch(
+            f"{where} holds a run that started from other weights than those installed now: "
+            "reinstall the weights it started from, or start over in a new job"
+        )
+
+
 def _with_current_defaults(saved: dict | None) -> dict | None:
     """A spec saved before an option existed ran with that option's default."""
     from model.spec import TrainSpec

@@ -15,7 +15,7 @@ import tensorflow as tf
 
 from model.assembly import assemble, configure_devices
 from model.batches import Batches, epoch_order
-from model.checkpoint import check_same_run, load_checkpoint, read_state, save_checkpoint
+from model.checkpoint import check_same_run, check_same_start, load_checkpoint, read_state, save_checkpoint
 from model.dataset import PreparedDataset
 from model.export import finish_export, stage_export, staged_export
 from model.features import Cancelled, FeatureCache
@@ -47,6 +47,7 @@ def train(
     run_dir: str | Path,
     *,
     imagenet_weights: str | Path | None = None,
+    start_weights: str | Path | None = None,
     cache_dir: str | Path | None = None,
     cache_max_bytes: int | None = None,
     observer: TrainingObserver | None = None,
@@ -58,6 +59,11 @@ def train(
     (same data order, same dropout draws); a finished run returns its stored result; a checkpoint
     of another run raises `CheckpointMismatch`. `observer.should_stop()` is honoured within one
     step: the position is checkpointed and the result's status is `cancelled`.
+
+    `start_weights` is where this host finds the weights `spec.weights` names (a service's
+    `job:<id>`); the spec, the checkpoint and the export keep the name, so another host that sees
+    the same files at another path resumes the run. A resume also checks that the frozen layers'
+    weights are the ones the run started from.
 
     `checkpoint_seconds` 0 checkpoints after every epoch; above 0, at most that often, after any
     step (plus at a stop and after the last epoch). Resume is exact from any of them: the data order
@@ -76,7 +82,8 @@ def train(
         return _stored_result(run_dir)
     _free_earlier_runs()
     configure_devices()
-    parts = assemble(spec, dataset.num_classes, dataset.preprocess, imagenet_weights)
+    parts = assemble(spec, dataset.num_classes, dataset.preprocess, imagenet_weights, start_weights)
+    check_same_start(saved_state, parts.prefix_fingerprint, run_dir)
     train_rows, val_rows, test_rows = (dataset.indices(name) for name in ("train", "val", "test"))
     batches = Batches(dataset)
     if parts.prefix is not None:
@@ -108,7 +115,9 @@ def train(
     train_vars = net.trainable_variables
     optimizer.build(train_vars)
     state_vars = list(net.variables) + list(optimizer.variables)
-    state = load_checkpoint(checkpoint_dir, state_vars) or _fresh_state(spec_json, dataset.fingerprint)
+    state = load_checkpoint(checkpoint_dir, state_vars) or _fresh_state(
+        spec_json, dataset.fingerprint, parts.prefix_fingerprint
+    )
     resumed_after_training = bool(state.get("training_done"))
     loss_of = image_losses(spec, dataset.labels[train_rows], dataset.num_classes)
     observer.on_start(
@@ -344,8 +353,9 @@ def _trained_weights(model, spec: TrainSpec) -> Weights:
     }
 
 
-def _fresh_state(spec_json: dict, dataset_fingerprint: str) -> dict:
+def _fresh_state(spec_json: dict, dataset_fingerprint: str, start_fingerprint: str | None) -> dict:
     return {
+        "start": start_fingerprint,
         "epoch": 1,
         "step_in_epoch": 0,
         "global_step": 0,
@@ -375,8 +385,9 @@ def _result(status: str, state: dict) -> TrainResult:
 
 
 def _store_result(run_dir: Path, result: TrainResult) -> None:
+    """Without `export_dir`: the run folder may be read at another path (another host's mount)."""
     tmp = run_dir / (RESULT_FILE + ".tmp")
-    tmp.write_text(json.dumps(asdict(result)))
+    tmp.write_text(json.dumps({**asdict(result), "export_dir": None}))
     os.replace(tmp, run_dir / RESULT_FILE)
 
 
@@ -384,4 +395,5 @@ def _stored_result(run_dir: Path) -> TrainResult:
     data = json.loads((run_dir / RESULT_FILE).read_text())
     test = data.pop("test", None)
     data.pop("already_finished", None)
+    data["export_dir"] = str(run_dir / "export")
     return TrainResult(**data, test=TestReport(**test) if test else None, already_finished=True)

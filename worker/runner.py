@@ -12,13 +12,15 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from core.config import Settings
 from core.db import get_sessionmaker
-from core.jobs import engine_spec
+from core.jobs import start_weights_dir
 from core.lease import JobLease
 from core.queue import enqueue_training
 from core.states import JobStatus
 from core.storage import Storage
 from core.tables import JobRow, utcnow
+from core.weights import shown_weights_path
 from model.checkpoint import discard_checkpoint
+from model.spec import TrainSpec
 from worker.recorder import JobRecorder
 
 log = logging.getLogger(__name__)
@@ -49,7 +51,7 @@ def run_job(job_id: str, settings: Settings, sessions: sessionmaker[Session] | N
             return JobStatus.FAILED
         row.started_at = row.started_at or utcnow()
         row.attempts += 1
-        spec, dataset_id = engine_spec(row, storage), row.dataset_id
+        spec, dataset_id = TrainSpec(**row.spec), row.dataset_id
     recorder = JobRecorder(
         job_id, sessions, lease, settings.metrics_flush_seconds, settings.cancel_poll_seconds
     )
@@ -62,6 +64,7 @@ def run_job(job_id: str, settings: Settings, sessions: sessionmaker[Session] | N
             dataset,
             storage.run_dir(job_id),
             imagenet_weights=settings.weights_path,
+            start_weights=start_weights_dir(spec, storage),
             cache_dir=storage.feature_cache_dir,
             cache_max_bytes=settings.feature_cache_bytes,
             observer=recorder,
@@ -69,7 +72,9 @@ def run_job(job_id: str, settings: Settings, sessions: sessionmaker[Session] | N
         )
         outcome = result.status
     except Exception as exc:  # noqa: BLE001 - every failure becomes a readable message on the row
-        error = describe_failure(exc)
+        error = storage.shown(
+            describe_failure(exc).replace(str(settings.weights_path), shown_weights_path(settings))
+        )
         log.exception("job %s failed", job_id)
     finally:
         _active.pop(job_id, None)

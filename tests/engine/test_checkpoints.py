@@ -130,3 +130,22 @@ def test_a_run_stopped_after_its_last_epoch_finds_its_best_weights_where_they_we
     result = train(SPEC, dataset, tmp_path, imagenet_weights=weights_file, cache_dir=tmp_path / "c")
     assert result.status == "succeeded" and not (tmp_path / "best_weights.npz").exists()
     assert np.allclose(exported(tmp_path)["fc8"][0], whole[1]["fc8"][0], atol=1e-6)
+
+
+def test_a_resume_refuses_frozen_weights_other_than_those_the_run_started_from(dataset, tmp_path):
+    """The frozen layers are not in a checkpoint: a weights file reinstalled with other values
+    between a stop and its resume would be mixed in silently. The run names the problem instead."""
+    from model.checkpoint import CheckpointMismatch
+    from model.weights import write_synthetic_weights
+
+    installed = write_synthetic_weights(tmp_path / "bvlc_alexnet.npz", seed=0)
+    spec = TrainSpec(num_epochs=2, batch_size=8)
+    stopped = train(
+        spec, dataset, tmp_path / "run", imagenet_weights=installed, observer=Recorder(stop_at_step=1)
+    )
+    assert stopped.status == "cancelled"
+    write_synthetic_weights(installed, seed=1)
+    with pytest.raises(CheckpointMismatch, match="started from other weights than those installed now"):
+        train(spec, dataset, tmp_path / "run", imagenet_weights=installed)
+    write_synthetic_weights(installed, seed=0)  # the same values again: the run goes on
+    assert train(spec, dataset, tmp_path / "run", imagenet_weights=installed).status == "succeeded"
