@@ -16,9 +16,11 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
 
 import numpy as np
 
+from core.errors import ServiceBusy
 from model.padding import full_size, padded_size
 
 
@@ -29,8 +31,10 @@ class MicroBatcher:
         max_batch: int = 32,
         max_wait: float = 0.0,
         on_batch: Callable[[int], None] | None = None,
+        timeout: float | None = None,
     ):
         self.forward, self.max_batch, self.max_wait, self.on_batch = forward, max_batch, max_wait, on_batch
+        self.timeout = timeout
         self.batch_sizes: list[int] = []  # what ran, padded, for tests and metrics
         self._queue: queue.Queue[tuple[np.ndarray, Future] | None] = queue.Queue()
         self._closing = threading.Lock()  # a request is queued before `close`'s end mark, or not at all
@@ -49,7 +53,13 @@ class MicroBatcher:
                 self._queue.put((images, future))
         if closed:  # evicted from the cache after this request took it: it runs alone
             return self.forward(images)
-        return future.result()
+        try:
+            return future.result(timeout=self.timeout)
+        except FutureTimeout:
+            raise ServiceBusy(
+                f"the forward pass did not finish within {self.timeout:g} s "
+                "(FINETUNE_PREDICT_TIMEOUT_SECONDS)"
+            ) from None
 
     def close(self) -> None:
         """Stop the thread once it has answered every request queued so far."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Query, Request
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
@@ -78,3 +78,7 @@ def get_owner(request: Request, session: SessionDep, settings: SettingsDep) -> s
 
 
 OwnerDep = Annotated[str | None, Depends(get_owner)]
+
+
+# Rows to skip in a page: bounded as the database's integers are (a larger value was "bigint out of range").
+OffsetQuery = Annotated[int, Query(ge=0, le=2**31 - 1, description="How many rows to skip.")]

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import logging
+import re
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -48,10 +49,32 @@ def describe_validation(exc: RequestValidationError) -> str:
     return "; ".join(parts) or "invalid request"
 
 
+HTTP_METHODS = {"GET", "PUT", "POST", "DELETE", "OPTIONS", "HEAD", "PATCH", "TRACE"}
+
+
+def allowed_methods(request: Request, found: str | None) -> list[str]:
+    """Every method documented for this request's path (the OpenAPI document is the contract),
+    OPTIONS and HEAD included; for a path outside it, what the router `found`."""
+    paths = getattr(request.app.state, "documented_methods", None)
+    if paths is None:
+        paths = request.app.state.documented_methods = [
+            (
+                re.compile("^" + re.sub(r"\{[^/]+\}", "[^/]+", path) + "$"),
+                {m.upper() for m in item} & HTTP_METHODS,
+            )
+            for path, item in request.app.openapi()["paths"].items()
+        ]
+    methods = {m for pattern, documented in paths if pattern.match(request.url.path) for m in documented}
+    methods = methods or {m.strip() for m in (found or "").split(",") if m.strip()}
+    if "GET" in methods:
+        methods.add("HEAD")
+    return sorted(methods | {"OPTIONS"})
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(AppError)
     async def _app_error(_request: Request, exc: AppError):
-        headers = {"WWW-Authenticate": "Bearer"} if exc.status_code == 401 else None
+        headers = {"WWW-Authenticate": "Bearer"} if exc.status_code == 401 else exc.headers
         return error_response(exc.status_code, exc.name, exc.detail, headers)
 
     @app.exception_handler(RequestValidationError)
@@ -59,9 +82,18 @@ def install_error_handlers(app: FastAPI) -> None:
         return error_response(422, "ValidationError", describe_validation(exc))
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_request: Request, exc: StarletteHTTPException):
+    async def _http(request: Request, exc: StarletteHTTPException):
+        headers, detail = exc.headers, str(exc.detail)
+        if exc.status_code == 405:  # every method of the path, not only those of the first route matched
+            allowed = allowed_methods(request, (exc.headers or {}).get("Allow"))
+            if request.method == "OPTIONS":
+                return Response(status_code=204, headers={"Allow": ", ".join(allowed)})
+            headers, detail = (
+                {"Allow": ", ".join(allowed)},
+                f"{request.method} is not allowed here; use {allowed}",
+            )
         return error_response(
-            exc.status_code, STATUS_NAMES.get(exc.status_code, "HTTPError"), str(exc.detail), exc.headers
+            exc.status_code, STATUS_NAMES.get(exc.status_code, "HTTPError"), detail, headers
         )
 
     @app.exception_handler(OperationalError)

@@ -12,20 +12,22 @@ class BodyTooLarge(Exception):
 
 
 class BodySizeLimit:
-    """ASGI middleware: `limits` maps a path prefix and method to the most bytes its body may have."""
+    """ASGI middleware: `limits` maps a method and path to the most bytes its body may have (the
+    uploads); every other request's body may have `default` bytes."""
 
-    def __init__(self, app: ASGIApp, limits: dict[tuple[str, str], int]):
-        self.app, self.limits = app, limits
+    def __init__(self, app: ASGIApp, limits: dict[tuple[str, str], int], default: int):
+        self.app, self.limits, self.default = app, limits, default
 
-    def _limit_for(self, scope: Scope) -> int | None:
+    def _limit_for(self, scope: Scope) -> int:
         for (method, prefix), limit in self.limits.items():
             if scope["method"] == method and scope["path"].rstrip("/") == prefix:
                 return limit
-        return None
+        return self.default
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or (limit := self._limit_for(scope)) is None:
+        if scope["type"] != "http":
             return await self.app(scope, receive, send)
+        limit = self._limit_for(scope)
         headers = dict(scope.get("headers") or [])
         declared = headers.get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > limit:

@@ -9,6 +9,7 @@ from fastapi import FastAPI
 from api.errors import install_error_handlers
 from api.limits import BodySizeLimit
 from api.metrics import RequestMetrics
+from api.predict_gate import PredictGate
 from api.predictors import PredictorCache
 from api.routes import (
     dataset_images,
@@ -49,6 +50,7 @@ def create_app() -> FastAPI:
     app.state.predictors = PredictorCache(  # exports load lazily, once each; their batcher stops with them
         settings.predictor_cache_size, on_evict=lambda predictor: predictor.forward.close()
     )
+    app.state.predict_gate = PredictGate(settings.predict_queue_size)
     install_error_handlers(app)
     for router in (
         *(datasets.router, dataset_images.router, jobs.router, job_files.router, job_predictions.router),
@@ -60,6 +62,7 @@ def create_app() -> FastAPI:
     multipart_overhead = 64 * 1024
     app.add_middleware(
         BodySizeLimit,
+        default=settings.max_json_bytes,
         limits={
             ("POST", "/datasets"): settings.max_upload_bytes + multipart_overhead,
             ("POST", "/predict"): settings.max_predict_bytes * settings.max_predict_images

@@ -14,7 +14,21 @@ from model.sweep_space import MAX_TRIALS, Grid, RandomSearch
 class SweepCreate(BaseModel):
     """`grid` (every combination) or `random` (draws from a space), over the options in `base`."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={  # exactly one of the two, as `_one_kind` checks: the schema says it too
+            "oneOf": [
+                {
+                    "required": ["grid"],
+                    "properties": {"grid": {"type": "object"}, "random": {"type": "null"}},
+                },
+                {
+                    "required": ["random"],
+                    "properties": {"random": {"type": "object"}, "grid": {"type": "null"}},
+                },
+            ]
+        },
+    )
 
     dataset_id: str = Field(min_length=1, max_length=64)
     base: dict[str, Any] = Field(

@@ -63,6 +63,22 @@ class Settings(BaseSettings):
         description="How often a running job checkpoints (after any step; also when it is stopped "
         "and after its last epoch); 0 checkpoints after every epoch.",
     )
+    predict_queue_size: int = Field(
+        default=16,
+        ge=1,
+        le=1024,
+        description="Most /predict requests in the API at once (reading, decoding, waiting for or in a "
+        "forward pass); one more is answered 503 with Retry-After at once. They run in threads of their "
+        "own, so the rest of the API stays responsive.",
+    )
+    predict_timeout_seconds: float = Field(
+        default=60.0, gt=0, description="Longest a /predict request waits for its forward pass; then 503."
+    )
+    max_json_bytes: int = Field(
+        default=1024**2,
+        ge=1024,
+        description="Largest request body on every route but the uploads (POST /datasets, /predict).",
+    )
     predict_precision: Literal["float32", "bfloat16", "float16", "auto"] = Field(
         default="float32",
         description="What /predict computes in unless a request asks: float32 gives Caffe's "

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 class AppError(Exception):
     status_code = 400
+    headers: dict[str, str] | None = None
 
     def __init__(self, detail: str):
         super().__init__(detail)
@@ -72,3 +73,9 @@ class Unauthorized(AppError):
 
 class ServiceUnavailable(AppError):
     status_code = 503
+
+
+class ServiceBusy(ServiceUnavailable):
+    """Too much at once: the client may try again shortly (`Retry-After`)."""
+
+    headers = {"Retry-After": "1"}

@@ -99,7 +99,9 @@ class TrainSpec(BaseModel):
         "NVIDIA GPUs, else float32. The job records what it used.",
     )
     mixed_precision: bool = Field(
-        default=False, description="The old name of `precision: float16` (true means float16)."
+        default=False,
+        description="The old name of `precision: float16` (true means float16); true with a `precision` "
+        "other than float16 or auto is refused (422).",
     )
     xla: bool = Field(default=False, description="Compile the train step with XLA.")
     feature_cache: bool = Field(

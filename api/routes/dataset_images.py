@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Header, Query, Response
 from pydantic import BaseModel
 
-from api.deps import OwnerDep, SessionDep, StorageDep
+from api.deps import OffsetQuery, OwnerDep, SessionDep, StorageDep
 from api.schemas import error_responses
 from core.browse import DatasetImages
 from core.datasets import get_dataset
@@ -36,7 +36,7 @@ def list_images(
     owner: OwnerDep,
     label: Annotated[str | None, Query(alias="class", max_length=255)] = None,
     split: Annotated[Literal["train", "val", "test"] | None, Query()] = None,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: OffsetQuery = 0,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
 ):
     """The images of a ready dataset, filtered by `class` and `split`, in pages."""

@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, File, Form, Query, UploadFile, status
 from starlette.concurrency import run_in_threadpool
 
-from api.deps import OwnerDep, SessionDep, SettingsDep, StorageDep
+from api.deps import OffsetQuery, OwnerDep, SessionDep, SettingsDep, StorageDep
 from api.schemas import REJECTED_IN_LISTINGS, DatasetPublic, DatasetsPublic, error_responses
 from core import datasets as service
 from core.errors import InvalidDataset
@@ -87,7 +87,7 @@ def list_datasets(
     session: SessionDep,
     storage: StorageDep,
     owner: OwnerDep,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: OffsetQuery = 0,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ):
     rows, count = service.list_datasets(session, owner, offset, limit)

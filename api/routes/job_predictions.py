@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query
 from pydantic import BaseModel
 
-from api.deps import OwnerDep, SessionDep, StorageDep
+from api.deps import OffsetQuery, OwnerDep, SessionDep, StorageDep
 from api.schemas import Prediction, error_responses
 from core.browse import job_predictions
 from core.datasets import get_dataset
@@ -40,7 +40,7 @@ def list_predictions(
     owner: OwnerDep,
     split: Annotated[Literal["val", "test"], Query()] = "val",
     wrong_only: bool = False,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: OffsetQuery = 0,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
 ):
     """Validation predictions of the best epoch so far (test ones once the job has ended)."""

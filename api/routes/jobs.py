@@ -9,7 +9,7 @@ from sqlalchemy import select
 from sse_starlette.sse import EventSourceResponse
 from starlette.concurrency import run_in_threadpool
 
-from api.deps import OwnerDep, SessionDep, SettingsDep, StorageDep
+from api.deps import OffsetQuery, OwnerDep, SessionDep, SettingsDep, StorageDep
 from api.schemas import JobCreate, JobPublic, JobsPublic, MetricsPublic, TrainPoint, ValPoint, error_responses
 from core import jobs as service
 from core.db import get_sessionmaker
@@ -41,7 +41,7 @@ def list_jobs(
     status: Annotated[
         Literal["queued", "running", "succeeded", "failed", "cancelled"] | None, Query()
     ] = None,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: OffsetQuery = 0,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     sweep_id: Annotated[str | None, Query(max_length=64, description="only this sweep's trials")] = None,
 ):

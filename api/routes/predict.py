@@ -6,7 +6,6 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, File, Form, Request, UploadFile
-from starlette.concurrency import run_in_threadpool
 
 from api.batching import MicroBatcher
 from api.deps import OwnerDep, SessionDep, SettingsDep, StorageDep
@@ -19,7 +18,7 @@ from core.weights import require_weights
 from model.precision import resolve
 
 router = APIRouter(tags=["predict"])
-ERRORS = error_responses(400, 404, 409, 413, 415, 422)
+ERRORS = error_responses(400, 404, 409, 413, 415, 422, 503)
 
 
 @router.post("/predict", response_model=PredictionsPublic, responses=ERRORS)
@@ -49,20 +48,22 @@ async def predict(
         raise InvalidRequest(f"model must be 'imagenet'; got {model!r} (use job_id for a finetuned model)")
     if len(image) > settings.max_predict_images:
         raise InvalidRequest(f"at most {settings.max_predict_images} images per request; got {len(image)}")
-    payloads = []
-    for position, upload in enumerate(image, start=1):
-        data = await upload.read(settings.max_predict_bytes + 1)
-        if len(data) > settings.max_predict_bytes:
-            raise PayloadTooLarge(f"image {position} is larger than {settings.max_predict_bytes} bytes")
-        payloads.append(data)
-    started = time.perf_counter()
-    precision = resolve(precision or settings.predict_precision)
-    key = "imagenet" if job_id is None else f"job:{job_id}"
-    locate = partial(_model_folder, session, storage, settings, owner, job_id)
-    # one trip to the thread pool for the lookup and the model: each trip costs the event loop
-    predictions = await run_in_threadpool(
-        _predict, request.app.state.predictors, locate, payloads, top_k, settings, precision
-    )
+    gate = request.app.state.predict_gate
+    with gate.admit():  # 503 at once when FINETUNE_PREDICT_QUEUE_SIZE requests are inside
+        payloads = []
+        for position, upload in enumerate(image, start=1):
+            data = await upload.read(settings.max_predict_bytes + 1)
+            if len(data) > settings.max_predict_bytes:
+                raise PayloadTooLarge(f"image {position} is larger than {settings.max_predict_bytes} bytes")
+            payloads.append(data)
+        started = time.perf_counter()
+        key = "imagenet" if job_id is None else f"job:{job_id}"
+        locate = partial(_model_folder, session, storage, settings, owner, job_id)
+        # one trip to a thread for the lookup, the model and the precision (TensorFlow is imported and
+        # the hardware probed there, never on the event loop): each trip costs the event loop
+        precision, predictions = await gate.run(
+            _predict, request.app.state.predictors, locate, payloads, top_k, settings, precision
+        )
     kind = "imagenet" if key == "imagenet" else "job"
     PREDICTIONS.labels(kind).inc(len(predictions))
     PREDICT_SECONDS.labels(kind).observe(time.perf_counter() - started)
@@ -86,10 +87,11 @@ def _model_folder(session, storage, settings, owner: str | None, job_id: str | N
         session.close()
 
 
-def _predict(cache, locate, payloads: list[bytes], top_k: int, settings, precision: str):
+def _predict(cache, locate, payloads: list[bytes], top_k: int, settings, precision: str | None):
     from model.export import imagenet_predictor, load_export
     from model.preprocess import ImageError
 
+    precision = resolve(precision or settings.predict_precision)
     folder, key = locate()
 
     def load():
@@ -100,11 +102,12 @@ def _predict(cache, locate, payloads: list[bytes], top_k: int, settings, precisi
             settings.predict_max_batch,
             settings.predict_max_wait_ms / 1000,
             on_batch=BATCH_IMAGES.observe,
+            timeout=settings.predict_timeout_seconds,
         )
         return predictor
 
     predictor = cache.get(f"{key}@{precision}", load)
     try:
-        return predictor.predict(payloads, top_k=top_k, max_pixels=settings.max_image_pixels)
+        return precision, predictor.predict(payloads, top_k=top_k, max_pixels=settings.max_image_pixels)
     except ImageError as exc:
         raise InvalidImage(str(exc)) from None

@@ -4,7 +4,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, status
 
-from api.deps import OwnerDep, SessionDep, SettingsDep, StorageDep
+from api.deps import OffsetQuery, OwnerDep, SessionDep, SettingsDep, StorageDep
 from api.schemas import JobCreate, error_responses
 from api.sweep_schemas import SweepCreate, SweepPublic, SweepsPublic
 from core import sweeps as service
@@ -42,7 +42,7 @@ def create_sweep(body: SweepCreate, session: SessionDep, settings: SettingsDep, 
 def list_sweeps(
     session: SessionDep,
     owner: OwnerDep,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: OffsetQuery = 0,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
 ):
     """Newest first."""

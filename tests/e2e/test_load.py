@@ -89,3 +89,41 @@ def test_twenty_jobs_run_in_submission_order_each_once(start_service, tmp_path):
     for job_id in ids:
         steps = [p["step"] for p in http.get(f"/jobs/{job_id}/metrics").json()["train"]]
         assert steps == list(range(1, len(steps) + 1)) and steps
+
+
+def test_a_predict_flood_is_bounded_and_the_rest_of_the_api_stays_up(start_service):
+    """64 clients × 16 images at a /predict that admits 4 requests: each answer is 200 or 503 with
+    Retry-After (never a hang or another error), and /healthz and GET /jobs answer all along."""
+    service = start_service(workers=0, predict_queue_size=4)
+    images = [("image", (f"{i}.jpg", make_image(i % 2, i))) for i in range(16)]
+    finished = False
+
+    def flood(_):
+        answers = []
+        with httpx.Client(base_url=service.url, timeout=120) as client:
+            for _ in range(2):
+                response = client.post("/predict", files=images, data={"model": "imagenet", "top_k": "1"})
+                answers.append((response.status_code, response.headers.get("retry-after"), response.json()))
+        return answers
+
+    def watch():
+        seen = []
+        with httpx.Client(base_url=service.url, timeout=60) as client:
+            while not finished:
+                seen += [client.get(path).status_code for path in ("/healthz", "/jobs")]
+        return seen
+
+    with ThreadPoolExecutor(65) as pool:
+        watcher = pool.submit(watch)
+        answers = [a for client in pool.map(flood, range(64)) for a in client]
+        finished = True
+        watched = watcher.result()
+    statuses = {status for status, _, _ in answers}
+    assert statuses == {200, 503}, statuses  # served up to the bound, the rest told to come back
+    for status, retry_after, body in answers:
+        if status == 503:
+            assert retry_after == "1" and body["error"] == "ServiceBusy", body
+        else:
+            assert len(body["predictions"]) == 16
+    assert watched and set(watched) == {200}
+    print(f"\nflood: {sum(s == 200 for s, _, _ in answers)} of {len(answers)} answered 200, the rest 503")

@@ -413,3 +413,24 @@ def test_an_image_above_the_pixel_limit_is_refused_before_decoding(client):
         "/predict", files={"image": ("bomb.png", png_header_only(10_000, 10_001))}, data={"model": "imagenet"}
     )
     assert_error(response, 415, "InvalidImage", "image 1", "100,010,000 pixels", "limit is 100,000,000")
+
+
+def test_every_json_body_has_a_limit(client):
+    huge = {"dataset_id": "x", "base": {"notes": "n" * (1024**2 + 10)}}
+    for path in ("/jobs", "/sweeps"):
+        assert_error(client.post(path, json=huge), 413, "PayloadTooLarge", "larger than 1048576 bytes")
+
+
+def test_options_and_405_name_every_method_of_the_path(client):
+    answered = client.options("/jobs/some-id")
+    assert answered.status_code == 204 and answered.headers["allow"] == "DELETE, GET, HEAD, OPTIONS"
+    assert client.options("/jobs").headers["allow"] == "GET, HEAD, OPTIONS, POST"
+    refused = client.put("/jobs/some-id", json={})
+    assert_error(refused, 405, "MethodNotAllowed", "PUT is not allowed")
+    assert refused.headers["allow"] == "DELETE, GET, HEAD, OPTIONS"
+    assert client.options("/no/such/route").status_code == 404
+
+
+def test_an_offset_past_the_database_integers_is_422_naming_it(client):
+    for path in ("/jobs", "/datasets", "/sweeps"):
+        assert_error(client.get(path, params={"offset": 2**63}), 422, "ValidationError", "offset")

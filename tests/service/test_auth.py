@@ -187,3 +187,44 @@ def test_metrics_show_a_user_only_their_own_jobs(client, tokens, tmp_path, monke
     assert value(seen["alice"], "finetune_jobs", status="queued") == 1
     assert value(seen["bob"], "finetune_jobs", status="queued") == 1
     assert value(seen["operator"], "finetune_jobs", status="queued") == 2
+
+
+def test_the_rest_of_another_owners_things_do_not_exist_either(client, tokens, tmp_path):
+    """Images, predictions, deleting a job, every sweep route, and continuing from another owner's job."""
+    from core.config import get_settings
+    from worker.runner import run_job
+
+    alice, bob = tokens["alice"], tokens["bob"]
+    dataset = upload_dataset(client, tmp_path, headers=alice)
+    prepare_now(dataset["id"])
+    job = client.post("/jobs", json={"dataset_id": dataset["id"], "num_epochs": 1}, headers=alice).json()
+    assert run_job(job["id"], get_settings()) == "succeeded"
+    sweep = client.post(
+        "/sweeps", json={"dataset_id": dataset["id"], "grid": {"seed": [1, 2]}}, headers=alice
+    ).json()
+    for method, path in (
+        ("get", f"/datasets/{dataset['id']}/images"),
+        ("get", f"/datasets/{dataset['id']}/images/0"),
+        ("get", f"/jobs/{job['id']}/predictions"),
+        ("delete", f"/jobs/{job['id']}"),
+        ("get", f"/sweeps/{sweep['id']}"),
+        ("post", f"/sweeps/{sweep['id']}/cancel"),
+        ("delete", f"/sweeps/{sweep['id']}"),
+    ):
+        response = getattr(client, method)(path, headers=bob)
+        assert response.status_code == 404, (method, path, response.text)
+    assert client.get("/sweeps", headers=bob).json()["count"] == 0
+    theirs = client.post("/sweeps", json={"dataset_id": dataset["id"], "grid": {"seed": [1]}}, headers=bob)
+    assert theirs.status_code == 404, theirs.text
+    bobs = upload_dataset(client, tmp_path, headers=bob)
+    prepare_now(bobs["id"])
+    continued = client.post(
+        "/jobs", json={"dataset_id": bobs["id"], "weights": f"job:{job['id']}"}, headers=bob
+    )
+    assert continued.status_code == 404 and "no job" in continued.json()["detail"], continued.text
+    for method, path in (  # all still there for their owner
+        ("get", f"/datasets/{dataset['id']}/images/0"),
+        ("get", f"/jobs/{job['id']}/predictions"),
+        ("get", f"/sweeps/{sweep['id']}"),
+    ):
+        assert getattr(client, method)(path, headers=alice).status_code == 200, path

@@ -191,3 +191,37 @@ def test_padded_sizes():
     assert [full_size(n) for n in range(1, 26)] == [
         1, 2, 3, 4, 4, 6, 6, 8, 8, 8, 8, 12, 12, 12, 12, 16, 16, 16, 16, 16, 16, 16, 16, 24, 24
     ]  # fmt: skip
+
+
+def test_a_forward_pass_that_never_ends_is_a_503_after_the_timeout_not_a_parked_thread():
+    from core.errors import ServiceBusy
+
+    release = threading.Event()
+
+    def stuck(batch):
+        release.wait(timeout=30)
+        return np.zeros((len(batch), 2), np.float32)
+
+    batcher = MicroBatcher(stuck, max_batch=4, timeout=0.2)
+    try:
+        with pytest.raises(ServiceBusy, match="did not finish within 0.2 s") as raised:
+            batcher(np.zeros((1, 227, 227, 3), np.uint8))
+        assert raised.value.status_code == 503 and raised.value.headers == {"Retry-After": "1"}
+    finally:
+        release.set()
+        batcher.close()
+
+
+def test_the_predict_gate_admits_its_capacity_and_answers_the_next_at_once():
+    from api.predict_gate import PredictGate
+    from core.errors import ServiceBusy
+
+    gate = PredictGate(2)
+    with gate.admit(), gate.admit():
+        with pytest.raises(ServiceBusy, match="serving 2 requests"):
+            with gate.admit():
+                pass
+        assert gate.inside == 2
+    assert gate.inside == 0
+    with gate.admit():
+        assert gate.inside == 1
