@@ -151,21 +151,30 @@ class FinetuneClient:
             except httpx.TransportError:
                 time.sleep(1.0)  # the stream dropped: continue after the last event seen
 
-    def download_model(self, job_id: str, to: str | os.PathLike, format: str = "savedmodel") -> Path:
-        """The model as a ZIP: `savedmodel` (the whole export), `onnx` or `tflite`."""
+    def download_model(
+        self, job_id: str, to: str | os.PathLike, format: str = "savedmodel", timeout: float = 1800.0
+    ) -> Path:
+        """The model as a ZIP: `savedmodel` (the whole export), `onnx` or `tflite`. The service's
+        worker builds a format on its first request (202 until then): this asks again until it is
+        there, at most `timeout` seconds."""
         to = Path(to)
-        # the first ONNX or TFLite download converts the model first: allow for it
-        timeout = httpx.Timeout(self.http.timeout.connect, read=max(self.http.timeout.read or 0, 600))
-        with self.http.stream(
-            "GET", f"/jobs/{job_id}/model", params={"format": format}, timeout=timeout
-        ) as response:
-            if not response.is_success:
-                response.read()
-                self._checked(response)
-            with open(to, "wb") as out:
-                for chunk in response.iter_bytes():
-                    out.write(chunk)
-        return to
+        deadline = time.monotonic() + timeout
+        while True:
+            with self.http.stream("GET", f"/jobs/{job_id}/model", params={"format": format}) as response:
+                if response.status_code != 202:
+                    if not response.is_success:
+                        response.read()
+                        self._checked(response)
+                    with open(to, "wb") as out:
+                        for chunk in response.iter_bytes():
+                            out.write(chunk)
+                    return to
+                wait = float(response.headers.get("retry-after") or 2)
+            if time.monotonic() + wait > deadline:
+                raise ClientError(
+                    202, "ModelBuilding", f"the {format} model was not built within {timeout:g} s"
+                )
+            time.sleep(wait)
 
     # --- sweeps -----------------------------------------------------------------------------
     def create_sweep(

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from core.errors import InvalidRequest, NotFound
+from core.errors import ClassNotFound, NotFound
 from core.storage import Storage
 
 SPLIT_NAMES = ("train", "val", "test")
@@ -32,7 +32,7 @@ class DatasetImages:
         keep = np.ones(len(self.labels), dtype=bool)
         if label is not None:
             if label not in self.classes:
-                raise InvalidRequest(f"class {label!r} is not in this dataset ({', '.join(self.classes)})")
+                raise ClassNotFound(f"no class {label!r} in this dataset (it has {', '.join(self.classes)})")
             keep &= self.labels == self.classes.index(label)
         if split is not None:
             keep &= self.splits == SPLIT_NAMES.index(split)

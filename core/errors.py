@@ -29,6 +29,9 @@ class JobNotFound(NotFound): ...
 class SweepNotFound(NotFound): ...
 
 
+class ClassNotFound(NotFound): ...
+
+
 class Conflict(AppError):
     status_code = 409
 
@@ -43,6 +46,10 @@ class JobStateConflict(Conflict): ...
 
 
 class WeightsNotInstalled(Conflict): ...
+
+
+class ModelBuildFailed(Conflict):
+    """A worker could not build the requested model archive; asking again retries."""
 
 
 class WeightsUnusable(Conflict):

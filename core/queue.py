@@ -15,6 +15,7 @@ TRAIN_QUEUE = "train"
 PREPARE_QUEUE = "prepare"
 TRAIN_TASK = "worker.tasks.finetune"
 PREPARE_TASK = "worker.tasks.prepare_dataset"
+ARCHIVE_TASK = "worker.tasks.build_model_archive"
 
 
 def make_celery(settings: Settings, main: str = "finetune") -> Celery:
@@ -49,7 +50,11 @@ def make_celery(settings: Settings, main: str = "finetune") -> Celery:
         task_acks_late=True,  # a worker killed mid-job leaves the message for another
         task_reject_on_worker_lost=True,
         worker_prefetch_multiplier=1,
-        task_routes={TRAIN_TASK: {"queue": TRAIN_QUEUE}, PREPARE_TASK: {"queue": PREPARE_QUEUE}},
+        task_routes={
+            TRAIN_TASK: {"queue": TRAIN_QUEUE},
+            PREPARE_TASK: {"queue": PREPARE_QUEUE},
+            ARCHIVE_TASK: {"queue": PREPARE_QUEUE},
+        },
         task_default_queue=TRAIN_QUEUE,
         worker_hijack_root_logger=False,
         task_publish_retry_policy={
@@ -67,20 +72,20 @@ def get_celery() -> Celery:
     return make_celery(get_settings(), main="finetune-client")
 
 
-def _send(task: str, queue: str, object_id: str) -> bool:
+def _send(task: str, queue: str, *args: str) -> bool:
     """Publish; False when the broker is away (the row is saved, and the reconciler sends it later).
 
     Straight onto the queue through the default exchange: no exchange binding is looked up, so a
     broker that lost its bindings (a flushed or restarted Redis) still gets the message.
     """
     try:
-        get_celery().send_task(task, args=[object_id], exchange="", routing_key=queue)
+        get_celery().send_task(task, args=list(args), exchange="", routing_key=queue)
         return True
     except BrokerUnavailable as exc:
         log.warning(
             "broker unavailable, %s %s stays in the database until the reconciler sends it: %s",
             task,
-            object_id,
+            args,
             exc,
         )
         return False
@@ -92,6 +97,10 @@ def enqueue_training(job_id: str) -> bool:
 
 def enqueue_preparation(dataset_id: str) -> bool:
     return _send(PREPARE_TASK, PREPARE_QUEUE, dataset_id)
+
+
+def enqueue_model_archive(job_id: str, fmt: str) -> bool:
+    return _send(ARCHIVE_TASK, PREPARE_QUEUE, job_id, fmt)
 
 
 def queued_message_count(queue: str) -> int:

@@ -29,7 +29,8 @@ async def predict(
     storage: StorageDep,
     owner: OwnerDep,
     image: Annotated[
-        list[UploadFile], File(description="One or more images (JPEG, PNG, BMP, GIF, WebP, TIFF)")
+        list[UploadFile],
+        File(min_length=1, description="One or more images (JPEG, PNG, BMP, GIF, WebP, TIFF)"),
     ],
     job_id: Annotated[str | None, Form(max_length=64, description="A succeeded job")] = None,
     model: Annotated[

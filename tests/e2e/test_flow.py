@@ -13,7 +13,7 @@ import pytest
 
 from tests.utils.images import make_image
 from tests.utils.processes import start_embedded
-from tests.utils.service import follow_to_the_end, upload_and_wait
+from tests.utils.service import follow_to_the_end, upload_and_wait, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -44,7 +44,11 @@ def test_upload_train_follow_download_predict(running_service, tmp_path):
     metrics = http.get(f"/jobs/{job['id']}/metrics").json()
     assert [p["step"] for p in metrics["train"]] == list(range(1, 10)) and len(metrics["val"]) == 3
 
-    archive = http.get(f"/jobs/{job['id']}/model")
+    first = http.get(f"/jobs/{job['id']}/model")  # the prepare worker builds it, then it is there
+    assert first.status_code in (200, 202) and (first.status_code == 200 or first.headers["retry-after"])
+    archive = wait_for(
+        lambda: (r := http.get(f"/jobs/{job['id']}/model")).status_code == 200 and r, timeout=120
+    )
     assert archive.status_code == 200 and archive.headers["content-type"] == "application/zip"
     export_dir = tmp_path / "export"
     zipfile.ZipFile(io.BytesIO(archive.content)).extractall(export_dir)

@@ -13,7 +13,7 @@ from core.storage import Storage
 from core.tables import JobRow, TrainMetricRow
 from tests.service.test_worker import create_job
 from tests.utils.images import class_folder_zip
-from tests.utils.service import prepare_now, upload_dataset
+from tests.utils.service import downloaded_model, prepare_now, upload_dataset
 from worker.runner import run_job
 
 
@@ -26,7 +26,7 @@ def test_a_finished_job_keeps_its_export_not_its_checkpoints_and_deletes_cleanly
     assert not (run_dir / "best_weights.npz").exists()  # the export holds them
     job = client.get(f"/jobs/{job_id}").json()
     assert job["size_bytes"] == storage.job_size(job_id) > 0
-    first = client.get(f"/jobs/{job_id}/model")
+    first = downloaded_model(client, job_id)
     built = storage.model_archive(job_id).stat().st_mtime_ns
     second = client.get(f"/jobs/{job_id}/model")
     assert first.content == second.content and storage.model_archive(job_id).stat().st_mtime_ns == built

@@ -45,6 +45,20 @@ def ready_dataset(client, tmp_path: Path, per_class: int = 8) -> dict:
     return response.json()
 
 
+def downloaded_model(client, job_id: str, fmt: str = "savedmodel"):
+    """`GET /jobs/{id}/model` as a client sees it with no worker running: 202 (a worker is asked
+    to build it), the build as the prepare worker runs it, then the ZIP."""
+    from core.config import get_settings
+    from core.model_files import build_model_archive
+
+    asked = client.get(f"/jobs/{job_id}/model", params={"format": fmt})
+    assert asked.status_code == 202 and asked.headers["retry-after"], asked.text
+    assert build_model_archive(get_settings(), job_id, fmt) == "ready"
+    response = client.get(f"/jobs/{job_id}/model", params={"format": fmt})
+    assert response.status_code == 200, response.text
+    return response
+
+
 def wait_for(predicate, timeout: float = 120.0, interval: float = 0.2):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

@@ -80,9 +80,16 @@ export async function objectUrl(path) {
   return URL.createObjectURL(await response.blob());
 }
 
-export async function download(path, filename) {
+// A download the service may have to build first: it answers 202 with Retry-After until it is there.
+export async function download(path, filename, onWait = () => {}) {
+  let response;
+  while ((response = await request(path, { raw: true })).status === 202) {
+    onWait((await response.json()).detail);
+    await new Promise((done) => setTimeout(done, 1000 * Number(response.headers.get("Retry-After") || 2)));
+  }
+  onWait("");
   const link = document.createElement("a");
-  link.href = await objectUrl(path);
+  link.href = URL.createObjectURL(await response.blob());
   link.download = filename;
   link.click();
 }

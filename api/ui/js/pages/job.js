@@ -107,7 +107,8 @@ function actions(root, id, current, refresh) {
   act("download-model", () => {
     const format = root.querySelector("[data-testid=model-format]").value;
     const suffix = format === "savedmodel" ? "" : `-${format}`;
-    return download(`/jobs/${id}/model?format=${format}`, `finetune-${id}${suffix}.zip`);
+    const building = (detail) => showMessage(detail && `The ${format} model: ${detail}`);
+    return download(`/jobs/${id}/model?format=${format}`, `finetune-${id}${suffix}.zip`, building);
   });
   act("download-tensorboard", () => download(`/jobs/${id}/tensorboard`, `tensorboard-${id}.zip`));
 }
