@@ -31,7 +31,9 @@ def test_images_are_listed_by_class_and_split_and_served_as_stored(client, tmp_p
     )
     assert again.status_code == 304
     assert client.get(f"/datasets/{dataset['id']}/images/99").status_code == 404
-    assert client.get(f"/datasets/{dataset['id']}/images", params={"class": "bird"}).status_code == 422
+    unknown = client.get(f"/datasets/{dataset['id']}/images", params={"class": "bird"})
+    assert unknown.status_code == 404 and unknown.json()["error"] == "ClassNotFound"
+    assert "no class 'bird'" in unknown.json()["detail"]
 
 
 def test_predictions_of_the_best_epoch_with_the_wrong_ones_apart(client, tmp_path):

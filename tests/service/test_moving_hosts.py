@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import logging
 import shutil
-import subprocess
 import threading
 from pathlib import Path
 
@@ -16,6 +15,7 @@ from core.db import session_scope
 from core.storage import Storage
 from core.tables import JobRow, TrainMetricRow
 from tests.service.test_worker import count
+from tests.utils.mounts import mounted_elsewhere
 from tests.utils.service import ready_dataset, wait_for
 from worker.runner import _active, run_job
 
@@ -26,24 +26,16 @@ def two_hosts(client, tmp_path, weights_file_for_service):
     at another path. Both find the pretrained weights inside the data folder."""
     data_dir = get_settings().data_dir
     shutil.copy(weights_file_for_service, data_dir / "bvlc_alexnet.npz")
-    mount = tmp_path / "host-b" / "data"
-    mount.mkdir(parents=True)
-    bound = (
-        subprocess.run(["mount", "--bind", str(data_dir), str(mount)], capture_output=True).returncode == 0
-    )
-    if not bound:  # no mount here: the same files under another path all the same
-        mount.rmdir()
-        mount.symlink_to(data_dir, target_is_directory=True)
-    hosts = {
-        name: get_settings().model_copy(update={"data_dir": root, "weights_path": root / "bvlc_alexnet.npz"})
-        for name, root in (("a", data_dir), ("b", mount))
-    }
-    try:
-        yield hosts
-    finally:
-        (data_dir / "bvlc_alexnet.npz").unlink(missing_ok=True)
-        if bound:
-            subprocess.run(["umount", "--lazy", str(mount)], check=True)
+    with mounted_elsewhere(data_dir, tmp_path / "host-b" / "data") as mount:
+        try:
+            yield {
+                name: get_settings().model_copy(
+                    update={"data_dir": root, "weights_path": root / "bvlc_alexnet.npz"}
+                )
+                for name, root in (("a", data_dir), ("b", mount))
+            }
+        finally:
+            (data_dir / "bvlc_alexnet.npz").unlink(missing_ok=True)
 
 
 def stopped_after_two_steps(job_id: str, settings) -> str:
