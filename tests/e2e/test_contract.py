@@ -73,6 +73,7 @@ def test_every_check_in_every_phase_holds_against_the_real_api(service_env, clea
                 *("--phases", "examples,coverage,fuzzing,stateful", "--max-examples", "10", "--seed", "1"),
                 *("-H", f"Authorization: Bearer {token}", "--generation-deterministic"),
             ],
+            cwd=tmp_path,  # Schemathesis keeps its cache where it runs: not in the checkout
             capture_output=True,
             text=True,
             timeout=900,
