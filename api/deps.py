@@ -67,10 +67,9 @@ def get_owner(request: Request, session: SessionDep, settings: SettingsDep) -> s
     if not getattr(state, "tokens_existed", False):
         state.tokens_existed = tokens_ever_existed(session)
     caller = request.client.host if request.client else None
-    if not needs_token(settings.auth, bool(settings.api_tokens), state.tokens_existed, caller):
-        session.commit()
-        return None
-    owner = owner_of_token(session, settings.api_tokens, request.headers.get("authorization", ""))
+    owner = None
+    if needs_token(settings.auth, bool(settings.api_tokens), state.tokens_existed, caller):
+        owner = owner_of_token(session, settings.api_tokens, request.headers.get("authorization", ""))
     # end this read: the connection goes back to the pool before the handler runs (/predict reads its
     # uploads and decodes them first; under 16 clients the pool opened and closed connections)
     session.commit()

@@ -7,7 +7,7 @@ import os
 import shutil
 from pathlib import Path
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.config import Settings
@@ -15,7 +15,7 @@ from core.db import get_sessionmaker
 from core.errors import DatasetInUse, DatasetNotFound, InvalidDataset
 from core.lease import LeaseKeeper, PreparationLease
 from core.ownership import get_owned, owned_page
-from core.states import DATASET_VISIBLE, JOB_ACTIVE, DatasetStatus, transition
+from core.states import DATASET_VISIBLE, JOB_ACTIVE, DatasetStatus, forget_marked, transition
 from core.storage import Storage
 from core.tables import DatasetRow, JobRow, utcnow
 
@@ -215,12 +215,7 @@ def delete_dataset(session: Session, storage: Storage, dataset_id: str, owner: s
 def finish_dataset_deletion(session: Session, storage: Storage, dataset_id: str) -> None:
     """Remove a dataset marked `deleting`: its files and feature caches, then its row (committed)."""
     _remove_files(storage, dataset_id)
-    session.execute(
-        delete(DatasetRow)
-        .where(DatasetRow.id == dataset_id, DatasetRow.status == DatasetStatus.DELETING)
-        .execution_options(synchronize_session=False)
-    )
-    session.commit()
+    forget_marked(session, DatasetRow, dataset_id)
 
 
 def _remove_files(storage: Storage, dataset_id: str) -> None:

@@ -6,7 +6,7 @@ import json
 import shutil
 from pathlib import Path
 
-from sqlalchemy import delete, or_
+from sqlalchemy import or_
 from sqlalchemy.orm import Session
 
 from core.config import Settings
@@ -19,7 +19,7 @@ from core.errors import (
     JobStateConflict,
 )
 from core.ownership import get_owned, owned_column, owned_page
-from core.states import JOB_ENDED, DatasetStatus, JobStatus, transition
+from core.states import JOB_ENDED, DatasetStatus, JobStatus, forget_marked, transition
 from core.storage import Storage
 from core.tables import JobRow, utcnow
 from core.weights import require_weights
@@ -149,12 +149,7 @@ def delete_job(session: Session, storage: Storage, job_id: str, owner: str | Non
 def finish_job_deletion(session: Session, storage: Storage, job_id: str) -> None:
     """Remove a job marked `deleting`: its files, then its row (committed)."""
     shutil.rmtree(storage.run_dir(job_id), ignore_errors=True)
-    session.execute(
-        delete(JobRow)
-        .where(JobRow.id == job_id, JobRow.status == JobStatus.DELETING)
-        .execution_options(synchronize_session=False)
-    )
-    session.commit()
+    forget_marked(session, JobRow, job_id)
 
 
 def resume_job(session: Session, job_id: str, owner: str | None) -> JobRow:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 
+from sqlalchemy import delete
 from sqlalchemy.orm import Session
 
 from core.db import conditional_update
@@ -78,3 +79,13 @@ def transition(
         if to_state in ENDED[table.__tablename__]:
             values.update(lease_owner=None, lease_expires=None)
     return conditional_update(session, table, row_id, *where, **values)
+
+
+def forget_marked(session: Session, table, row_id: str) -> None:
+    """The last step of a delete, once the row's files are gone: the row, if still marked (committed)."""
+    session.execute(
+        delete(table)
+        .where(table.id == row_id, table.status == DELETING)
+        .execution_options(synchronize_session=False)
+    )
+    session.commit()

@@ -25,6 +25,13 @@ def tokens(client):
     }
 
 
+def assert_answers(client, headers: dict, status: int, requests) -> None:
+    """Each (method, path) answers `status` to the caller with `headers`."""
+    for method, path in requests:
+        response = getattr(client, method)(path, headers=headers)
+        assert response.status_code == status, (method, path, response.text)
+
+
 def test_tokens_are_stored_hashed(tokens):
     with session_scope() as session:
         stored = session.scalars(select(ApiTokenRow.token_hash)).all()
@@ -59,19 +66,22 @@ def test_another_owners_things_do_not_exist(client, tokens, tmp_path):
     prepare_now(dataset["id"])
     job = client.post("/jobs", json={"dataset_id": dataset["id"]}, headers=tokens["alice"]).json()
     bob = tokens["bob"]
-    for method, path in (
-        ("get", f"/datasets/{dataset['id']}"),
-        ("delete", f"/datasets/{dataset['id']}"),
-        ("get", f"/jobs/{job['id']}"),
-        ("get", f"/jobs/{job['id']}/metrics"),
-        ("get", f"/jobs/{job['id']}/events"),
-        ("post", f"/jobs/{job['id']}/cancel"),
-        ("post", f"/jobs/{job['id']}/resume"),
-        ("get", f"/jobs/{job['id']}/model"),
-        ("get", f"/jobs/{job['id']}/tensorboard"),
-    ):
-        response = getattr(client, method)(path, headers=bob)
-        assert response.status_code == 404, (method, path, response.text)
+    assert_answers(
+        client,
+        bob,
+        404,
+        (
+            ("get", f"/datasets/{dataset['id']}"),
+            ("delete", f"/datasets/{dataset['id']}"),
+            ("get", f"/jobs/{job['id']}"),
+            ("get", f"/jobs/{job['id']}/metrics"),
+            ("get", f"/jobs/{job['id']}/events"),
+            ("post", f"/jobs/{job['id']}/cancel"),
+            ("post", f"/jobs/{job['id']}/resume"),
+            ("get", f"/jobs/{job['id']}/model"),
+            ("get", f"/jobs/{job['id']}/tensorboard"),
+        ),
+    )
     assert client.post("/jobs", json={"dataset_id": dataset["id"]}, headers=bob).status_code == 404
     predict = client.post(
         "/predict", files={"image": ("a.jpg", make_image(0, 1))}, data={"job_id": job["id"]}, headers=bob
@@ -202,17 +212,20 @@ def test_the_rest_of_another_owners_things_do_not_exist_either(client, tokens, t
     sweep = client.post(
         "/sweeps", json={"dataset_id": dataset["id"], "grid": {"seed": [1, 2]}}, headers=alice
     ).json()
-    for method, path in (
-        ("get", f"/datasets/{dataset['id']}/images"),
-        ("get", f"/datasets/{dataset['id']}/images/0"),
-        ("get", f"/jobs/{job['id']}/predictions"),
-        ("delete", f"/jobs/{job['id']}"),
-        ("get", f"/sweeps/{sweep['id']}"),
-        ("post", f"/sweeps/{sweep['id']}/cancel"),
-        ("delete", f"/sweeps/{sweep['id']}"),
-    ):
-        response = getattr(client, method)(path, headers=bob)
-        assert response.status_code == 404, (method, path, response.text)
+    assert_answers(
+        client,
+        bob,
+        404,
+        (
+            ("get", f"/datasets/{dataset['id']}/images"),
+            ("get", f"/datasets/{dataset['id']}/images/0"),
+            ("get", f"/jobs/{job['id']}/predictions"),
+            ("delete", f"/jobs/{job['id']}"),
+            ("get", f"/sweeps/{sweep['id']}"),
+            ("post", f"/sweeps/{sweep['id']}/cancel"),
+            ("delete", f"/sweeps/{sweep['id']}"),
+        ),
+    )
     assert client.get("/sweeps", headers=bob).json()["count"] == 0
     theirs = client.post("/sweeps", json={"dataset_id": dataset["id"], "grid": {"seed": [1]}}, headers=bob)
     assert theirs.status_code == 404, theirs.text
@@ -222,9 +235,13 @@ def test_the_rest_of_another_owners_things_do_not_exist_either(client, tokens, t
         "/jobs", json={"dataset_id": bobs["id"], "weights": f"job:{job['id']}"}, headers=bob
     )
     assert continued.status_code == 404 and "no job" in continued.json()["detail"], continued.text
-    for method, path in (  # all still there for their owner
-        ("get", f"/datasets/{dataset['id']}/images/0"),
-        ("get", f"/jobs/{job['id']}/predictions"),
-        ("get", f"/sweeps/{sweep['id']}"),
-    ):
-        assert getattr(client, method)(path, headers=alice).status_code == 200, path
+    assert_answers(  # all still there for their owner
+        client,
+        alice,
+        200,
+        (
+            ("get", f"/datasets/{dataset['id']}/images/0"),
+            ("get", f"/jobs/{job['id']}/predictions"),
+            ("get", f"/sweeps/{sweep['id']}"),
+        ),
+    )
