@@ -21,7 +21,7 @@ from concurrent.futures import TimeoutError as FutureTimeout
 import numpy as np
 
 from core.errors import ServiceBusy
-from model.padding import full_size, padded_size
+from model.network.padding import full_size, padded_size
 
 
 class MicroBatcher:

@@ -26,7 +26,7 @@ from api.routes.ui import install_ui
 from api.schemas import error_responses
 from core.config import get_settings
 from core.storage import Storage
-from model.compile_cache import enable_compile_cache
+from model.network.compile_cache import enable_compile_cache
 
 DESCRIPTION = """Finetune AlexNet on your own labelled images and serve the result.
 

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from core.states import JOB_ENDED, JobStatus
-from model.spec import TrainSpec
+from model.training.spec import TrainSpec
 
 REJECTED_IN_LISTINGS = 100  # a listing stays small; GET /datasets/{id} has every rejected file
 

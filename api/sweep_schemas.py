@@ -8,7 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from api.schemas import UtcDatetime
 from core.states import JobStatus
-from model.sweep_space import MAX_TRIALS, Grid, RandomSearch
+from model.training.sweep_space import MAX_TRIALS, Grid, RandomSearch
 
 
 class SweepCreate(BaseModel):

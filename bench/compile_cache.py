@@ -24,15 +24,15 @@ SIZES = (256, 128, 64)
 
 def child(cache: str, precision: str, weights: str) -> None:
     if cache:
-        from model.compile_cache import enable_compile_cache
+        from model.network.compile_cache import enable_compile_cache
 
         enable_compile_cache(cache)
     import numpy as np
     import tensorflow as tf
 
-    from model.assembly import assemble
-    from model.preprocess import PreprocessSpec
-    from model.spec import TrainSpec
+    from model.data.preprocess import PreprocessSpec
+    from model.training.assembly import assemble
+    from model.training.spec import TrainSpec
 
     prefix = assemble(TrainSpec(precision=precision), 4, PreprocessSpec(), weights).prefix
     forward = tf.function(lambda x: prefix(x, training=False), reduce_retracing=True)
@@ -56,7 +56,7 @@ def main() -> None:
     if args.child:
         return child(args.child[0], args.precision, args.child[1])
 
-    from model.weights import write_synthetic_weights
+    from model.exports.weights import write_synthetic_weights
 
     work = scratch_folder("finetune-compile-bench-")
     weights = str(write_synthetic_weights(work / "weights.npz"))

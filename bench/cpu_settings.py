@@ -9,7 +9,7 @@ fc6) of `--images` images and half as many flips through the feature cache, 128 
 (the first also traces), with the page faults of the second (memory that came fresh from the
 kernel); one fc7+fc8 step (forward, gradients, fused momentum update) at batch 128; and fc7's
 forward product alone, against the same product with the kernel stored transposed.
-`model.cpu_kernels` chooses oneDNN on every x86 CPU (TensorFlow alone does so only on CPUs with
+`model.network.cpu_kernels` chooses oneDNN on every x86 CPU (TensorFlow alone does so only on CPUs with
 AVX512_VNNI, AVX512_BF16, AVX_VNNI or AMX) and the BFC allocator everywhere.
 
     python -m bench.cpu_settings --setting allocator --rounds 3
@@ -24,7 +24,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from model.precision import cpu_flags
+from model.network.precision import cpu_flags
 
 ROOT = Path(__file__).resolve().parents[1]
 SETTINGS = {  # name: (variable, TensorFlow's default, the engine's choice, what each side is called)
@@ -34,9 +34,9 @@ SETTINGS = {  # name: (variable, TensorFlow's default, the engine's choice, what
 WORKLOAD = """
 import resource, sys, tempfile, time, numpy as np, tensorflow as tf, keras
 from tensorflow.python.util import _pywrap_util_port
-from model.alexnet import build_alexnet, split_layers
-from model.features import FeatureCache
-from model.optimizers import FusedMomentumSGD
+from model.network.alexnet import build_alexnet, split_layers
+from model.training.features import FeatureCache
+from model.training.optimizers import FusedMomentumSGD
 
 def per_call(function, repeats):
     function(); function()

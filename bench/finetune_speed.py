@@ -1,6 +1,6 @@
 """Finetune speed, measured side by side in one run on the same generated images.
 
-(a) this package, in a process warmed up as a worker's is (`model.warm_up`): fc7+fc8 for N epochs
+(a) this package, in a process warmed up as a worker's is (`model.training.warm_up`): fc7+fc8 for N epochs
     with flips, frozen prefix cached, in `--precision` (auto: what `precision: auto` picks here),
     and again in float32; (a') jobs that find the cache warm;
 (b) a naive float32 Keras `fit` of the same network that recomputes every layer every epoch;
@@ -35,12 +35,12 @@ def main() -> None:
     import numpy as np
     import tensorflow as tf
 
-    from model.assembly import assemble
-    from model.dataset import SplitFractions, prepare_dataset
-    from model.spec import TrainSpec
-    from model.training import train
-    from model.warm_up import warm_up
-    from model.weights import write_synthetic_weights
+    from model.data.dataset import SplitFractions, prepare_dataset
+    from model.exports.weights import write_synthetic_weights
+    from model.training.assembly import assemble
+    from model.training.loop import train
+    from model.training.spec import TrainSpec
+    from model.training.warm_up import warm_up
     from tests.utils.images import class_folder_zip
 
     work = scratch_folder("finetune-bench-")

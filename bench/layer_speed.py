@@ -34,9 +34,9 @@ def main() -> None:
     import numpy as np
     import tensorflow as tf
 
-    from model.alexnet import build_alexnet, split_layers
-    from model.layers import native_grouped_convolution
-    from model.precision import dtype_policy, resolve
+    from model.network.alexnet import build_alexnet, split_layers
+    from model.network.layers import native_grouped_convolution
+    from model.network.precision import dtype_policy, resolve
 
     precision = resolve(args.precision)
     images = tf.constant(np.random.default_rng(0).integers(0, 256, (args.batch, 227, 227, 3), dtype=np.uint8))

@@ -44,10 +44,10 @@ def main() -> None:
     parser.add_argument("--layers", default="fc7,fc8", help="The layers that train.")
     args = parser.parse_args()
 
-    from model.dataset import SplitFractions, prepare_dataset
-    from model.spec import TrainSpec
-    from model.training import train
-    from model.weights import write_synthetic_weights
+    from model.data.dataset import SplitFractions, prepare_dataset
+    from model.exports.weights import write_synthetic_weights
+    from model.training.loop import train
+    from model.training.spec import TrainSpec
 
     work = scratch_folder("finetune-precision-bench-")
     weights = write_synthetic_weights(work / "bvlc_alexnet.npz")

@@ -51,7 +51,7 @@ def main() -> None:
 
     import httpx
 
-    from model.export import load_export
+    from model.exports.export import load_export
     from tests.utils.images import make_image
     from tests.utils.service import upload_and_wait, wait_for
 

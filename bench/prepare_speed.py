@@ -17,7 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 from PIL import Image
 
-from model.preprocess import PreprocessSpec, load_image
+from model.data.preprocess import PreprocessSpec, load_image
 
 
 def phone_photo(seed: int, size=(4000, 3000)) -> bytes:

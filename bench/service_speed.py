@@ -38,10 +38,10 @@ def main() -> None:
     import keras
     import numpy as np
 
-    from model.assembly import assemble
-    from model.dataset import SplitFractions, prepare_dataset
-    from model.spec import TrainSpec
-    from model.weights import WEIGHTS_FILE_NAME
+    from model.data.dataset import SplitFractions, prepare_dataset
+    from model.exports.weights import WEIGHTS_FILE_NAME
+    from model.training.assembly import assemble
+    from model.training.spec import TrainSpec
     from tests.utils.images import class_folder_zip
     from tests.utils.service import upload_and_wait, wait_for
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from model.cli_options import spec_fields, spec_options
+from cli.engine_options import spec_fields, spec_options
 
 
 def _api():

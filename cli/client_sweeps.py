@@ -7,7 +7,7 @@ import json
 import click
 
 from cli.client import _api, _run, client
-from model.cli_options import spec_fields, spec_options
+from cli.engine_options import spec_fields, spec_options
 
 DISTRIBUTIONS = ("choice", "uniform", "log_uniform", "int")
 

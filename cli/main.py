@@ -13,11 +13,15 @@ import click
 # of normal output (here and in `cli.quiet`); `finetune --verbose` shows it. A value set wins.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+from model.network.cpu_kernels import choose_cpu_settings  # noqa: E402
+
+choose_cpu_settings()  # before anything imports TensorFlow
+
 from cli import client_sweeps  # noqa: E402, F401  (adds the sweep commands to `client`)
 from cli.client import client  # noqa: E402
+from cli.engine import download_weights, export, predict, train  # noqa: E402
 from cli.quiet import filter_native_stderr  # noqa: E402
 from cli.service import COMMANDS  # noqa: E402
-from model.cli import download_weights, export, predict, train  # noqa: E402
 
 
 def read_env_file() -> None:

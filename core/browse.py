@@ -70,7 +70,7 @@ def job_predictions(
     storage: Storage, job_id: str, classes: list[str], split: str, wrong_only: bool, offset: int, limit: int
 ) -> tuple[list[dict], int]:
     """The best epoch's predictions of one split (val, or test once the job has ended)."""
-    from model.predictions import load_predictions
+    from model.exports.predictions import load_predictions
 
     records = load_predictions(storage.run_dir(job_id)).get(split, [])
     if wrong_only:

@@ -10,8 +10,8 @@ from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from core.auth import AuthMode, is_loopback
-from model.preprocess import MAX_IMAGE_PIXELS
-from model.weights import WEIGHTS_FILE_NAME
+from model.data.preprocess import MAX_IMAGE_PIXELS
+from model.exports.weights import WEIGHTS_FILE_NAME
 
 
 class Settings(BaseSettings):

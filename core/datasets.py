@@ -24,15 +24,15 @@ log = logging.getLogger(__name__)
 
 def archive_limits(settings: Settings):
     """What a dataset may hold, as configured: the same limits at upload and in preparation."""
-    from model.sources import ArchiveLimits
+    from model.data.sources import ArchiveLimits
 
     return ArchiveLimits(max_image_pixels=settings.max_image_pixels)
 
 
 def check_upload(path: Path, filename: str, settings: Settings) -> None:
     """Refuse at once what the listing of an upload already shows; decoding stays in the worker."""
-    from model.dataset import inspect_source
-    from model.sources import DatasetError
+    from model.data.dataset import inspect_source
+    from model.data.sources import DatasetError
 
     try:
         inspect_source(path, archive_limits(settings), name=filename)
@@ -80,8 +80,8 @@ def prepare(settings: Settings, dataset_id: str, sessions: sessionmaker[Session]
     decoding runs under a lease and outside any database transaction; every failure ends the row
     `failed` with a reason, so nothing stays `preparing` forever.
     """
-    from model.dataset import SplitFractions, prepare_dataset
-    from model.sources import DatasetError
+    from model.data.dataset import SplitFractions, prepare_dataset
+    from model.data.sources import DatasetError
 
     sessions = sessions or get_sessionmaker()
     storage = Storage(settings)
@@ -168,7 +168,7 @@ def _forget_features(storage: Storage, folder: Path) -> None:
     """The dataset's feature caches go with it, unless another dataset holds the same images."""
     import json
 
-    from model.features import FeatureCache
+    from model.training.features import FeatureCache
 
     manifest = folder / "manifest.json"
     if not manifest.is_file():

@@ -23,7 +23,7 @@ from core.states import JOB_ENDED, DatasetStatus, JobStatus, forget_marked, tran
 from core.storage import Storage
 from core.tables import JobRow, utcnow
 from core.weights import require_weights
-from model.spec import SpecError, TrainSpec
+from model.training.spec import SpecError, TrainSpec
 
 PREVIOUS_JOB_PREFIX = "job:"
 

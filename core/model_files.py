@@ -68,7 +68,7 @@ def request_archive(storage: Storage, job_id: str, fmt: str) -> ArchiveState:
 
 def build_model_archive(settings: Settings, job_id: str, fmt: str) -> str:
     """The worker's side: convert if asked, zip, and leave the archive or a `.failed` note."""
-    from model.portable import portable_export
+    from model.exports.portable import portable_export
 
     storage = Storage(settings)
     archive, export_dir = storage.model_archive(job_id, fmt), storage.export_dir(job_id)

@@ -20,8 +20,8 @@ from core.ownership import get_owned, owned_page
 from core.states import JOB_ACTIVE, JobStatus, SweepStatus
 from core.storage import Storage
 from core.tables import JobRow, SweepRow
-from model.spec import TrainSpec
-from model.sweep_space import RandomSearch, SweepError, grid_trials, random_trials, trial_specs
+from model.training.spec import TrainSpec
+from model.training.sweep_space import RandomSearch, SweepError, grid_trials, random_trials, trial_specs
 
 
 def create_sweep(

@@ -55,7 +55,7 @@ def installed_weights(settings: Settings) -> InstalledWeights:
 
 @lru_cache(maxsize=16)
 def _check(path: str, identity: str, shown: str) -> InstalledWeights:
-    from model.weights import WeightsError, check_pretrained_file
+    from model.exports.weights import WeightsError, check_pretrained_file
 
     try:
         fingerprint = check_pretrained_file(path)

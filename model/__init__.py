@@ -1,13 +1,9 @@
 """finetune's engine: AlexNet finetuning in plain TensorFlow 2, usable without the service.
 
-Import what you need from the submodules; this package imports nothing heavy on its own. Importing
-it before TensorFlow turns oneDNN on for x86 CPUs where TensorFlow leaves it off and pools
-TensorFlow's CPU memory (`cpu_kernels`), so every process of the service, the CLI and the tests
-compute the same way; set TF_ENABLE_ONEDNN_OPTS=0 or TF_CPU_ALLOCATOR_USE_BFC=false to keep
-TensorFlow's own.
+Four sub-packages, each importing only those below it: `training` (the loop, the feature cache,
+optimizers, checkpoints, specs), `exports` (SavedModel, portable formats, predictor, weights),
+`network` (AlexNet, its layers and kernels, precision) and `data` (sources, preprocessing,
+prepared datasets, batches). Importing the engine changes nothing in the process: programs that
+run TensorFlow call `model.network.cpu_kernels.choose_cpu_settings()` before importing it, as
+`finetune`, the workers and the API do.
 """
-
-from model.cpu_kernels import prefer_onednn, prefer_pooled_memory
-
-prefer_onednn()
-prefer_pooled_memory()

@@ -2,7 +2,9 @@ import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import model  # noqa: E402,F401  before any test imports TensorFlow: the kernels the service uses
+from model.network.cpu_kernels import choose_cpu_settings  # noqa: E402
+
+choose_cpu_settings()  # before any test imports TensorFlow: the kernels the service uses
 
 
 def pytest_report_header(config):

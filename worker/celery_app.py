@@ -8,8 +8,8 @@ from core.config import get_settings
 from core.queue import make_celery
 from core.storage import Storage
 from core.weights import WeightsState, installed_weights, shown_weights_path
-from model.compile_cache import enable_compile_cache
-from model.warm_up import warm_up
+from model.network.compile_cache import enable_compile_cache
+from model.training.warm_up import warm_up
 
 enable_compile_cache(Storage(get_settings()).compile_cache_dir)  # before anything compiles
 app = make_celery(get_settings())

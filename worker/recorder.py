@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from core.lease import RowLease
 from core.tables import JobRow, TrainMetricRow, ValMetricRow
-from model.reports import EpochReport, RunInfo, StepReport, TrainingObserver
+from model.training.reports import EpochReport, RunInfo, StepReport, TrainingObserver
 
 log = logging.getLogger(__name__)
 

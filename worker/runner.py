@@ -1,4 +1,4 @@
-"""Run one job: take its lease, call `model.training.train`, record the outcome on the row."""
+"""Run one job: take its lease, call `model.training.loop.train`, record the outcome on the row."""
 
 from __future__ import annotations
 
@@ -19,8 +19,8 @@ from core.states import JobStatus
 from core.storage import Storage
 from core.tables import JobRow, utcnow
 from core.weights import shown_weights_path
-from model.checkpoint import discard_checkpoint
-from model.spec import TrainSpec
+from model.training.checkpoint import discard_checkpoint
+from model.training.spec import TrainSpec
 from worker.recorder import JobRecorder
 
 log = logging.getLogger(__name__)
@@ -29,8 +29,8 @@ _active: dict[str, JobRecorder] = {}  # running jobs in this process, for a stop
 
 def run_job(job_id: str, settings: Settings, sessions: sessionmaker[Session] | None = None) -> str:
     """Returns what happened: succeeded, failed, cancelled, released (given back) or skipped."""
-    from model.dataset import PreparedDataset
-    from model.training import train
+    from model.data.dataset import PreparedDataset
+    from model.training.loop import train
 
     sessions = sessions or get_sessionmaker()
     storage = Storage(settings)
@@ -118,11 +118,11 @@ def run_job(job_id: str, settings: Settings, sessions: sessionmaker[Session] | N
 
 def describe_failure(exc: Exception) -> str:
     """A message for people: the engine's own errors say what to do; others name their kind."""
-    from model.checkpoint import CheckpointMismatch
-    from model.reports import TrainingDiverged
-    from model.sources import DatasetError
-    from model.spec import SpecError
-    from model.weights import WeightsError
+    from model.data.sources import DatasetError
+    from model.exports.weights import WeightsError
+    from model.training.checkpoint import CheckpointMismatch
+    from model.training.reports import TrainingDiverged
+    from model.training.spec import SpecError
 
     if isinstance(exc, TrainingDiverged | WeightsError | DatasetError | CheckpointMismatch | SpecError):
         return str(exc)

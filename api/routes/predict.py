@@ -15,7 +15,7 @@ from core import jobs as job_service
 from core.errors import InvalidImage, InvalidRequest, JobStateConflict, PayloadTooLarge
 from core.states import JobStatus
 from core.weights import require_weights
-from model.precision import resolve
+from model.network.precision import resolve
 
 router = APIRouter(tags=["predict"])
 ERRORS = error_responses(400, 404, 409, 413, 415, 422, 503)
@@ -89,8 +89,8 @@ def _model_folder(session, storage, settings, owner: str | None, job_id: str | N
 
 
 def _predict(cache, locate, payloads: list[bytes], top_k: int, settings, precision: str | None):
-    from model.export import imagenet_predictor, load_export
-    from model.preprocess import ImageError
+    from model.data.preprocess import ImageError
+    from model.exports.export import imagenet_predictor, load_export
 
     precision = resolve(precision or settings.predict_precision)
     folder, key = locate()

@@ -31,10 +31,10 @@ def job(http, job_id) -> dict:
 
 def uninterrupted_weights(service_env, dataset_id: str, spec: dict, tmp_path: Path) -> dict:
     """What the same job gives when nothing interrupts it: the engine run directly."""
-    from model.dataset import PreparedDataset
-    from model.spec import TrainSpec
-    from model.training import train
-    from model.weights import read_weights
+    from model.data.dataset import PreparedDataset
+    from model.exports.weights import read_weights
+    from model.training.loop import train
+    from model.training.spec import TrainSpec
 
     dataset = PreparedDataset(Path(service_env["FINETUNE_DATA_DIR"]) / "datasets" / dataset_id)
     result = train(
@@ -62,7 +62,7 @@ def test_kill_9_mid_epoch_loses_nothing(start_service, service_env, tmp_path):
     assert finished["status"] == "succeeded", service.logs()
     assert finished["attempts"] == 2
     assert steps_of(http, job_id) == list(range(1, 6 * steps_per_epoch + 1))  # none missing, none twice
-    from model.weights import read_weights
+    from model.exports.weights import read_weights
 
     served = read_weights(Path(service_env["FINETUNE_DATA_DIR"]) / "runs" / job_id / "export")
     reference = uninterrupted_weights(service_env, dataset["id"], LONG_JOB, tmp_path)

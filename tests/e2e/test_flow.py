@@ -68,7 +68,7 @@ def test_upload_train_follow_download_predict(running_service, tmp_path):
     assert served.status_code == 200, served.text
     body = served.json()
     assert body["model"] == f"job:{job['id']}" and len(body["predictions"]) == 2
-    from model.export import load_export
+    from model.exports.export import load_export
 
     offline = load_export(export_root).predict(images, top_k=2)  # the downloaded model predicts the same
     for online, local in zip(body["predictions"], offline):

@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from model.weights import write_synthetic_weights
+from model.exports.weights import write_synthetic_weights
 from tests.utils.processes import start_embedded, wait_for_log
 from tests.utils.service import upload_and_wait, wait_for
 

@@ -2,8 +2,8 @@ from pathlib import Path
 
 import pytest
 
-from model.dataset import PreparedDataset, SplitFractions, prepare_dataset
-from model.weights import write_synthetic_weights
+from model.data.dataset import PreparedDataset, SplitFractions, prepare_dataset
+from model.exports.weights import write_synthetic_weights
 from tests.utils.images import class_folder_zip
 
 

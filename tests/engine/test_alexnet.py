@@ -3,10 +3,10 @@ import os
 import numpy as np
 import pytest
 
-from model.alexnet import build_alexnet, split_layers
-from model.layout import WEIGHT_LAYERS
-from model.preprocess import PreprocessSpec, normalize
-from model.weights import apply_weights, read_weights
+from model.data.preprocess import PreprocessSpec, normalize
+from model.exports.weights import apply_weights, read_weights
+from model.network.alexnet import build_alexnet, split_layers
+from model.network.layout import WEIGHT_LAYERS
 from tests.utils import reference_alexnet
 from tests.utils.processes import run_python
 
@@ -79,7 +79,7 @@ def test_grouped_convolutions_equal_keras_native_groups():
     """Same weights layout, same outputs, without Keras' XLA path for groups."""
     import keras
 
-    from model.layers import GroupedConv2D
+    from model.network.layers import GroupedConv2D
 
     rng = np.random.default_rng(3)
     inputs = rng.standard_normal((2, 13, 13, 384)).astype(np.float32)
@@ -101,7 +101,7 @@ def test_grouped_convolutions_equal_keras_native_groups():
 # native kernel ran and the largest relative difference
 GROUPED_IN_A_GRAPH = """
 import numpy as np, tensorflow as tf
-from model.layers import GroupedConv2D, native_grouped_convolution
+from model.network.layers import GroupedConv2D, native_grouped_convolution
 for dtype in ("float32", "bfloat16"):
     inputs = tf.constant(np.random.default_rng(3).standard_normal((2, 13, 13, 96)), dtype)
     results = []
@@ -188,7 +188,7 @@ def test_the_fused_lrn_is_tensorflows_lrn_in_float32(dtype):
     """Activations of several hundred: float16 squares of them overflow unless computed in float32."""
     import tensorflow as tf
 
-    from model.layers import LocalResponseNormalization
+    from model.network.layers import LocalResponseNormalization
 
     values = np.random.default_rng(6).uniform(0, 600, (2, 7, 7, 96)).astype(np.float32)
     want = tf.nn.local_response_normalization(values, 2, 1.0, 2e-05, 0.75).numpy()
@@ -205,7 +205,7 @@ def test_rounding_to_bfloat16_by_integers_is_tensorflows_cast_bit_for_bit(compil
     to even, zeros, infinities, the largest floats; the gradient is the cast's."""
     import tensorflow as tf
 
-    from model.layers import narrow_float32
+    from model.network.layers import narrow_float32
 
     rng = np.random.default_rng(8)
     ties = rng.integers(0, 2**16, 4096, dtype=np.uint32) << 16 | 0x8000

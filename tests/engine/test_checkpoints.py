@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from model.spec import TrainSpec
-from model.training import train
+from model.training.loop import train
+from model.training.spec import TrainSpec
 from tests.engine.test_training import Recorder, exported
 
 SPEC = TrainSpec(num_epochs=3, batch_size=8, learning_rate=0.01)  # 3 steps per epoch
@@ -55,8 +55,8 @@ def test_a_crash_resumes_exactly_from_the_last_checkpoint(dataset, weights_file,
 def test_the_best_epochs_weights_are_written_with_the_checkpoint_that_records_it(dataset, weights_file,
                                                                                  tmp_path):  # fmt: skip
     """Kept in memory at each new best, written once a checkpoint names that epoch (here: the stop)."""
-    from model.checkpoint import read_state
-    from model.weights import read_weights
+    from model.exports.weights import read_weights
+    from model.training.checkpoint import read_state
 
     one_epoch = SPEC.model_copy(update={"num_epochs": 1})
     train(one_epoch, dataset, tmp_path / "one", imagenet_weights=weights_file, cache_dir=tmp_path / "c")
@@ -70,11 +70,11 @@ def test_the_best_epochs_weights_are_written_with_the_checkpoint_that_records_it
 
 def test_the_export_holds_the_best_epoch_not_the_last(dataset, weights_file, tmp_path, monkeypatch):
     """The best epoch's weights go from memory into the export (no read back of the file)."""
-    import model.training
+    import model.training.loop
 
     one_epoch = SPEC.model_copy(update={"num_epochs": 1})
     train(one_epoch, dataset, tmp_path / "one", imagenet_weights=weights_file, cache_dir=tmp_path / "c")
-    monkeypatch.setattr(model.training, "_better", lambda evaluation, state: state["best_epoch"] is None)
+    monkeypatch.setattr(model.training.loop, "_better", lambda evaluation, state: state["best_epoch"] is None)
     result = train(SPEC, dataset, tmp_path / "run", imagenet_weights=weights_file, cache_dir=tmp_path / "c")
     assert result.best_epoch == 1 and result.epochs_completed == 3
     assert np.array_equal(exported(tmp_path / "run")["fc8"][0], exported(tmp_path / "one")["fc8"][0])
@@ -90,7 +90,7 @@ def test_the_checkpoint_after_the_last_epoch_holds_no_variables(dataset, weights
     best weights of its own: it follows the export's SavedModel, which holds them (fc7 and fc8 were
     written twice per job). A crash in the test evaluation resumes into it and exports what an
     uninterrupted run exports."""
-    from model.checkpoint import VARIABLES_FILE, read_state
+    from model.training.checkpoint import VARIABLES_FILE, read_state
 
     with pytest.raises(Crash):
         train(SPEC, dataset, tmp_path, imagenet_weights=weights_file, cache_dir=tmp_path / "c",
@@ -115,8 +115,8 @@ def test_a_run_stopped_after_its_last_epoch_finds_its_best_weights_where_they_we
     export, before storing the result, left no staged export. Both resume to the same export."""
     import shutil
 
-    from model.export import staged_export
-    from model.weights import read_export_weights, save_weights
+    from model.exports.export import staged_export
+    from model.exports.weights import read_export_weights, save_weights
 
     with pytest.raises(Crash):
         train(SPEC, dataset, tmp_path, imagenet_weights=weights_file, cache_dir=tmp_path / "c",
@@ -135,8 +135,8 @@ def test_a_run_stopped_after_its_last_epoch_finds_its_best_weights_where_they_we
 def test_a_resume_refuses_frozen_weights_other_than_those_the_run_started_from(dataset, tmp_path):
     """The frozen layers are not in a checkpoint: a weights file reinstalled with other values
     between a stop and its resume would be mixed in silently. The run names the problem instead."""
-    from model.checkpoint import CheckpointMismatch
-    from model.weights import write_synthetic_weights
+    from model.exports.weights import write_synthetic_weights
+    from model.training.checkpoint import CheckpointMismatch
 
     installed = write_synthetic_weights(tmp_path / "bvlc_alexnet.npz", seed=0)
     spec = TrainSpec(num_epochs=2, batch_size=8)

@@ -97,7 +97,7 @@ def test_predict_imagenet_names_classes(tmp_path, weights_file):
         ["predict", "imagenet", str(image), "--weights-file", str(weights_file), "--json", "--top-k", "3"],
     )
     assert result.exit_code == 0, result.output
-    from model.export import imagenet_classes
+    from model.exports.export import imagenet_classes
 
     names = imagenet_classes()
     assert len(names) == 1000 and names[0] == "tench"

@@ -5,16 +5,16 @@ import subprocess
 from importlib.metadata import version
 from pathlib import Path
 
-from model.compile_cache import enable_compile_cache
+from model.network.compile_cache import enable_compile_cache
 from tests.utils.processes import run_python
 
 # a fresh process that runs the fused LRN (an XLA kernel) once, with the cache under argv[1]
 PROGRAM = """
 import sys
-from model.compile_cache import enable_compile_cache
+from model.network.compile_cache import enable_compile_cache
 enable_compile_cache(sys.argv[1])
 import numpy as np, tensorflow as tf
-from model.layers import _fused_lrn
+from model.network.layers import _fused_lrn
 x = tf.constant(np.ones((2, 5, 5, 8), np.float32))
 print(float(tf.reduce_sum(_fused_lrn(x, 2, 1e-4, 1.0))))
 """
@@ -41,14 +41,14 @@ def test_a_second_process_loads_the_kernels_the_first_compiled(tmp_path):
 def test_the_folder_is_named_by_tensorflows_version_however_it_was_installed(monkeypatch):
     import tensorflow as tf
 
-    import model.compile_cache
+    import model.network.compile_cache
 
     def not_installed(name):
-        raise model.compile_cache.PackageNotFoundError(name)
+        raise model.network.compile_cache.PackageNotFoundError(name)
 
-    assert model.compile_cache.tensorflow_version() == tf.__version__
-    monkeypatch.setattr(model.compile_cache, "version", not_installed)
-    assert model.compile_cache.tensorflow_version() == tf.__version__
+    assert model.network.compile_cache.tensorflow_version() == tf.__version__
+    monkeypatch.setattr(model.network.compile_cache, "version", not_installed)
+    assert model.network.compile_cache.tensorflow_version() == tf.__version__
 
 
 def test_an_operators_own_cache_folder_wins(tmp_path, monkeypatch):

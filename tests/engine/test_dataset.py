@@ -3,8 +3,8 @@ import zipfile
 import numpy as np
 import pytest
 
-from model.dataset import PreparedDataset, SplitFractions, inspect_source, prepare_dataset
-from model.sources import ArchiveLimits, DatasetError
+from model.data.dataset import PreparedDataset, SplitFractions, inspect_source, prepare_dataset
+from model.data.sources import ArchiveLimits, DatasetError
 from tests.utils.images import class_folder_tree, class_folder_zip, make_image
 
 

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from model.dense import SERVING_WIDE_ROWS, XLA_MIN_ROWS, FastDense, ServingDense, xla_products_faster
+from model.network.dense import SERVING_WIDE_ROWS, XLA_MIN_ROWS, FastDense, ServingDense, xla_products_faster
 
 
 def _layers(units=96, inputs=80):
@@ -79,15 +79,15 @@ def test_fast_dense_takes_xlas_product_from_the_minimum_rows_only():
 def test_xla_products_only_where_they_were_measured_faster(monkeypatch, machine, flags, dtype, expected):
     import platform
 
-    import model.precision
+    import model.network.precision
 
     monkeypatch.setattr(platform, "machine", lambda: machine)
-    monkeypatch.setattr(model.precision, "cpu_flags", lambda: set(flags.split()))
+    monkeypatch.setattr(model.network.precision, "cpu_flags", lambda: set(flags.split()))
     assert xla_products_faster.__wrapped__(dtype) is expected
 
 
 def test_training_builds_take_fast_dense_for_fc6_and_fc7_only():
-    from model.alexnet import build_alexnet
+    from model.network.alexnet import build_alexnet
 
     fast = build_alexnet(2, fast_kernels=True)
     kinds = [type(fast.get_layer(name)).__name__ for name in ("fc6", "fc7", "fc8")]
@@ -156,7 +156,7 @@ def test_serving_dense_takes_the_wide_form_from_the_minimum_rows_in_float32_only
 
 
 def test_predict_only_builds_take_serving_dense_for_fc6_and_fc7():
-    from model.alexnet import build_alexnet
+    from model.network.alexnet import build_alexnet
 
     served = build_alexnet(2, predict_only=True, initialize=())
     kinds = [type(served.get_layer(name)).__name__ for name in ("fc6", "fc7", "fc8")]

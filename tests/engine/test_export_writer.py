@@ -8,14 +8,14 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from model import export
-from model.alexnet import build_alexnet
-from model.export import export_model
-from model.export_writer import SavedModelWriter, SharedLayers
-from model.layout import WEIGHT_LAYERS
-from model.preprocess import PreprocessSpec
-from model.spec import TrainSpec
-from model.weights import apply_weights, read_weights, synthetic_weights
+from model.data.preprocess import PreprocessSpec
+from model.exports import export
+from model.exports.export import export_model
+from model.exports.export_writer import SavedModelWriter, SharedLayers
+from model.exports.weights import apply_weights, read_weights, synthetic_weights
+from model.network.alexnet import build_alexnet
+from model.network.layout import WEIGHT_LAYERS
+from model.training.spec import TrainSpec
 
 FROZEN = ("conv1", "conv2", "conv3", "conv4", "conv5", "fc6")
 IMAGES = np.random.default_rng(0).integers(0, 256, (3, 227, 227, 3), dtype=np.uint8)

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from model.optimizers import Adam, FusedMomentumSGD, make_optimizer
-from model.spec import TrainSpec
+from model.training.optimizers import Adam, FusedMomentumSGD, make_optimizer
+from model.training.spec import TrainSpec
 
 
 @pytest.mark.parametrize("weight_decay", [0.0, 0.01])

@@ -5,10 +5,10 @@ import json
 import numpy as np
 import pytest
 
-from model.export import load_export
-from model.portable import ExportFormatError, portable_export
-from model.spec import TrainSpec
-from model.training import train
+from model.exports.export import load_export
+from model.exports.portable import ExportFormatError, portable_export
+from model.training.loop import train
+from model.training.spec import TrainSpec
 
 
 @pytest.fixture(scope="module")

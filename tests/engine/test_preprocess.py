@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from model.preprocess import MAX_IMAGE_PIXELS, ImageError, PreprocessSpec, load_image, normalize
+from model.data.preprocess import MAX_IMAGE_PIXELS, ImageError, PreprocessSpec, load_image, normalize
 from tests.utils.images import png_header_only
 
 SPEC = PreprocessSpec()
@@ -120,7 +120,7 @@ def test_normalize_subtracts_rgb_mean_then_swaps_to_bgr():
 
 
 def test_in_graph_normalization_equals_numpy_twin():
-    from model.preprocess import image_normalization_layer
+    from model.network.layers import image_normalization_layer
 
     images = np.random.default_rng(0).integers(0, 256, (2, 5, 5, 3), dtype=np.uint8)
     layer_out = np.asarray(image_normalization_layer(SPEC)(images.astype(np.float32)))

@@ -3,8 +3,8 @@
 import pytest
 from pydantic import ValidationError
 
-from model.layout import WEIGHT_LAYERS
-from model.spec import SpecError, TrainSpec
+from model.network.layout import WEIGHT_LAYERS
+from model.training.spec import SpecError, TrainSpec
 
 
 def test_random_weights_train_every_layer_by_default():
@@ -50,7 +50,7 @@ def test_a_dumped_spec_validates_to_itself():
 
 
 def test_precision_auto_follows_the_hardware_and_the_old_flag_still_means_float16():
-    from model.precision import cpu_runs_bfloat16
+    from model.network.precision import cpu_runs_bfloat16
 
     amx = "processor : 0\nflags : fpu sse2 avx512f amx_bf16 amx_tile\n"
     older = "processor : 0\nflags : fpu sse2 avx2 avx512f\n"

@@ -5,11 +5,11 @@ import pytest
 import tensorflow as tf
 from pydantic import ValidationError
 
-from model.checkpoint import check_same_run
-from model.optimizers import make_optimizer
-from model.schedules import learning_rate_at
-from model.spec import TrainSpec
-from model.training import image_losses, train
+from model.training.checkpoint import check_same_run
+from model.training.loop import image_losses, train
+from model.training.optimizers import make_optimizer
+from model.training.schedules import learning_rate_at
+from model.training.spec import TrainSpec
 from tests.engine.test_training import exported
 
 FAST = dict(num_epochs=3, batch_size=8, learning_rate=0.01)
@@ -100,8 +100,8 @@ def test_concurrent_trials_compute_the_features_once(dataset, weights_file, tmp_
     import fcntl
     import threading
 
-    from model.assembly import assemble
-    from model.features import Cancelled, FeatureCache
+    from model.training.assembly import assemble
+    from model.training.features import Cancelled, FeatureCache
 
     parts = assemble(TrainSpec(), 2, dataset.preprocess, weights_file)
     prefix = parts.prefix

@@ -7,16 +7,16 @@ import keras
 import numpy as np
 import pytest
 
-from model.alexnet import build_alexnet
-from model.assembly import assemble
-from model.dataset import SplitFractions, prepare_dataset
-from model.export import load_export
-from model.layout import WEIGHT_LAYERS
-from model.preprocess import PreprocessSpec
-from model.reports import TrainingDiverged, TrainingObserver
-from model.spec import TrainSpec
-from model.training import train
-from model.weights import apply_weights, read_weights, save_weights
+from model.data.dataset import SplitFractions, prepare_dataset
+from model.data.preprocess import PreprocessSpec
+from model.exports.export import load_export
+from model.exports.weights import apply_weights, read_weights, save_weights
+from model.network.alexnet import build_alexnet
+from model.network.layout import WEIGHT_LAYERS
+from model.training.assembly import assemble
+from model.training.loop import train
+from model.training.reports import TrainingDiverged, TrainingObserver
+from model.training.spec import TrainSpec
 from tests.utils.images import class_folder_zip
 from tests.utils.processes import run_python
 
@@ -220,18 +220,18 @@ def test_exports_one_after_another_in_a_process_each_hold_their_own_run(
     every export must still hold its own run's weights, and its SavedModel serve them."""
     import tensorflow as tf
 
-    import model.training
+    import model.training.loop
 
     runs = [tmp_path / "slow", tmp_path / "fast"]
     bests = {}  # run → the weights of its best epoch, as training chose them
-    trained_weights = model.training._trained_weights
+    trained_weights = model.training.loop._trained_weights
 
     def kept(network, spec):
         weights = trained_weights(network, spec)
         bests[run_dir] = {name: [np.array(part) for part in parts] for name, parts in weights.items()}
         return weights
 
-    monkeypatch.setattr(model.training, "_trained_weights", kept)
+    monkeypatch.setattr(model.training.loop, "_trained_weights", kept)
     for run_dir, rate in zip(runs, (1e-4, 1e-2)):
         train(TrainSpec(**{**FAST, "learning_rate": rate}), dataset, run_dir, imagenet_weights=weights_file)
     images = tf.constant(np.asarray(dataset.images[:4]))
@@ -287,7 +287,7 @@ def test_tensorboard_events_hold_scalars_and_histograms(dataset, weights_file, t
 def test_a_histogram_sample_is_every_kth_value_in_memory_order(shape):
     import tensorflow as tf
 
-    from model.summaries import histogram_sample
+    from model.training.summaries import histogram_sample
 
     values = np.arange(np.prod(shape), dtype=np.float32).reshape(shape)
     flat = values.reshape(-1)
@@ -354,7 +354,7 @@ def test_runs_in_one_process_start_from_the_files_values(dataset, weights_file, 
     """A worker keeps the start values of a fingerprinted weights file for its next job, shared
     with the new variables until an update writes them: the updates must not reach the kept ones
     (each optimizer updates through other ops: the fused momentum kernel, assign-add, Adam's)."""
-    from model import assembly
+    from model.training import assembly
 
     spec = TrainSpec(**FAST, **options)
     for run in ("a", "b"):
@@ -371,7 +371,7 @@ def test_a_worker_keeps_the_start_weights_before_its_first_job(weights_file, tmp
     """The warm-up keeps every layer of the installed file but fc8 as tensors, where the first
     job's assembly finds them (it copies none again); a file a job would refuse, or one without
     its fingerprint, is left for the job to report."""
-    from model import assembly
+    from model.training import assembly
 
     assembly._kept_start.clear()
     assert not assembly.keep_start_weights(tmp_path / "missing.npz")
@@ -407,10 +407,10 @@ def recording(self, obj, user_context):
 
 
 transpiler.GenericTranspiler.transform = recording
-from model.dataset import SplitFractions, prepare_dataset
-from model.export import load_export
-from model.spec import TrainSpec
-from model.training import train
+from model.data.dataset import SplitFractions, prepare_dataset
+from model.exports.export import load_export
+from model.training.spec import TrainSpec
+from model.training.loop import train
 from tests.utils.images import class_folder_zip
 
 work, weights = Path(sys.argv[1]), Path(sys.argv[2])
@@ -443,7 +443,7 @@ def test_float16_gradients_that_overflow_are_skipped_steps_not_a_failure(dataset
     import tensorflow as tf
     from tensorboard.compat.proto import event_pb2
 
-    from model.weights import synthetic_weights
+    from model.exports.weights import synthetic_weights
 
     weights = synthetic_weights(seed=0)
     kernel, bias = weights["fc6"]

@@ -7,15 +7,15 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from model.alexnet import build_alexnet
-from model.assembly import assemble
-from model.export import load_export
-from model.features import FeatureCache
-from model.layout import WEIGHT_LAYERS
-from model.preprocess import PreprocessSpec
-from model.spec import TrainSpec
-from model.training import _better, train
-from model.weights import apply_weights, read_weights, synthetic_weights, write_synthetic_weights
+from model.data.preprocess import PreprocessSpec
+from model.exports.export import load_export
+from model.exports.weights import apply_weights, read_weights, synthetic_weights, write_synthetic_weights
+from model.network.alexnet import build_alexnet
+from model.network.layout import WEIGHT_LAYERS
+from model.training.assembly import assemble
+from model.training.features import FeatureCache
+from model.training.loop import _better, train
+from model.training.spec import TrainSpec
 from tests.engine.test_training import Recorder, exported
 
 
@@ -46,7 +46,7 @@ def test_cached_and_uncached_training_are_the_same(dataset, weights_file, tmp_pa
         runs[cached] = ([s.loss for s in recorder.steps], exported(tmp_path / str(cached)))
     # the prefix runs at other batch sizes with and without the cache (256 rows against 8), which
     # oneDNN's AVX2 kernels round differently in the last bits, and there fc6 and fc7 take XLA's
-    # product from 64 rows (model/dense.py); two epochs grow that to ~1.5e-4 in the losses and
+    # product from 64 rows (model/network/dense.py); two epochs grow that to ~1.5e-4 in the losses and
     # 4e-5 of the largest weight
     assert np.allclose(runs[True][0], runs[False][0], rtol=1e-3, atol=1e-5)
     for name in train_layers:
@@ -69,7 +69,7 @@ def test_the_feature_passes_share_batches_and_survive_a_cancel(dataset, weights_
     not computed again."""
     import tensorflow as tf
 
-    from model.features import Cancelled
+    from model.training.features import Cancelled
 
     prefix = assemble(TrainSpec(precision="float32"), 2, dataset.preprocess, weights_file).prefix
     train_rows = dataset.indices("train")
@@ -142,7 +142,9 @@ def test_the_prefix_is_named_by_the_weights_files_own_fingerprint(weights_file, 
     assert assemble(TrainSpec(), 2, PreprocessSpec(), other).prefix_fingerprint != first
     shallower = TrainSpec(train_layers=["fc6", "fc7", "fc8"])
     assert assemble(shallower, 2, PreprocessSpec(), weights_file).prefix_fingerprint != first
-    monkeypatch.setattr("model.assembly.fingerprint", lambda arrays: pytest.fail("the prefix was hashed"))
+    monkeypatch.setattr(
+        "model.training.assembly.fingerprint", lambda arrays: pytest.fail("the prefix was hashed")
+    )
     assert assemble(TrainSpec(), 2, PreprocessSpec(), weights_file).prefix_fingerprint == first
 
 

@@ -8,9 +8,8 @@ import pytest
 from click.testing import CliRunner
 
 from cli.main import main
-from model import weights_install
-from model.layout import WEIGHT_LAYERS
-from model.weights import (
+from model.exports import weights_install
+from model.exports.weights import (
     PRETRAINED_SHAPES,
     WeightsError,
     check_shapes,
@@ -18,7 +17,8 @@ from model.weights import (
     stored_fingerprint,
     synthetic_weights,
 )
-from model.weights_install import install_weights, read_pickled_weights
+from model.exports.weights_install import install_weights, read_pickled_weights
+from model.network.layout import WEIGHT_LAYERS
 
 
 def save_original_layout(path, weights=None, dict_layout=False):
@@ -91,8 +91,8 @@ def test_an_unverified_original_needs_trust(tmp_path, monkeypatch):
 
 
 def test_missing_weights_say_what_to_do(tmp_path):
-    from model.assembly import source_weights
-    from model.spec import TrainSpec
+    from model.training.assembly import source_weights
+    from model.training.spec import TrainSpec
 
     with pytest.raises(WeightsError, match="download-weights.*--from.*weights 'random'"):
         source_weights(TrainSpec(), tmp_path / "none.npz")

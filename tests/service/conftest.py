@@ -81,7 +81,7 @@ def service_env(tmp_path_factory, weights_file_for_service):
 
 @pytest.fixture(scope="session")
 def weights_file_for_service(tmp_path_factory) -> Path:
-    from model.weights import write_synthetic_weights
+    from model.exports.weights import write_synthetic_weights
 
     return write_synthetic_weights(tmp_path_factory.mktemp("weights") / "bvlc_alexnet.npz", seed=0)
 

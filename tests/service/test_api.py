@@ -309,7 +309,7 @@ def test_predict_errors(client, tmp_path):
 
 
 def test_predict_with_the_pretrained_network(client):
-    from model.export import imagenet_classes
+    from model.exports.export import imagenet_classes
 
     response = client.post(
         "/predict",

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from api.batching import MicroBatcher
-from model.padding import full_size, padded_size
+from model.network.padding import full_size, padded_size
 from tests.utils.service import wait_for
 
 

@@ -49,7 +49,7 @@ def test_old_job_specs_are_rewritten_to_say_what_ran(tmp_path):
     """0002: plain SGD rows get momentum 0, `momentum` rows become sgd, adam rows lose momentum."""
     from sqlalchemy import text
 
-    from model.spec import TrainSpec
+    from model.training.spec import TrainSpec
 
     url = f"sqlite:///{tmp_path / 'old.db'}"
     upgrade(url, "0001")

@@ -12,7 +12,7 @@ import numpy as np
 from core.config import get_settings
 from core.model_files import build_model_archive
 from core.storage import Storage
-from model.export import load_export
+from model.exports.export import load_export
 from tests.service.conftest import REDIS
 from tests.service.test_worker import create_job
 from tests.utils.service import downloaded_model

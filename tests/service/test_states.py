@@ -16,7 +16,7 @@ from core.lease import JobLease, worker_id
 from core.reconcile import reconcile
 from core.storage import Storage
 from core.tables import DatasetRow, JobRow
-from model.spec import TrainSpec
+from model.training.spec import TrainSpec
 from tests.service.test_worker import create_job as post_job
 from tests.utils.service import ready_dataset, wait_for
 

@@ -9,7 +9,7 @@ from sqlalchemy import func, select
 from core.config import get_settings
 from core.db import session_scope
 from core.tables import JobRow
-from model.weights import save_weights, synthetic_weights, write_synthetic_weights
+from model.exports.weights import save_weights, synthetic_weights, write_synthetic_weights
 from tests.engine.test_weights import save_original_layout
 from tests.service.test_api import assert_error
 from tests.utils.images import make_image

@@ -167,7 +167,7 @@ def test_a_cancel_racing_a_worker_that_takes_the_job_is_a_request_not_an_overwri
 
 
 def test_a_worker_that_lost_its_lease_writes_nothing(client, tmp_path):
-    from model.reports import StepReport
+    from model.training.reports import StepReport
     from worker.recorder import JobRecorder
 
     job_id = create_job(client, tmp_path, num_epochs=1)

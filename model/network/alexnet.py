@@ -7,10 +7,10 @@ from collections.abc import Collection, Mapping
 import keras
 import numpy as np
 
-from model.dense import FastDense, ServingDense
-from model.layers import GroupedConv2D, LocalResponseNormalization
-from model.layout import WEIGHT_LAYERS
-from model.preprocess import PreprocessSpec, image_normalization_layer
+from model.data.preprocess import PreprocessSpec
+from model.network.dense import FastDense, ServingDense
+from model.network.layers import GroupedConv2D, LocalResponseNormalization, image_normalization_layer
+from model.network.layout import WEIGHT_LAYERS
 
 FEATURE_SIZE = 9216  # 6 · 6 · 256, flattened in HWC order
 
@@ -36,14 +36,14 @@ def build_alexnet(
     assigned: 0.2-0.4 s less per build for AlexNet's 61M weights on 2 cores.
     `dtype_policy="mixed_float16"` computes the convolutions and dense layers in half precision; the
     input normalization, LRN and the logits stay float32. `fast_kernels` computes with what is
-    fastest here but not portable (see `model.layers`): LRN and the input normalization compiled
+    fastest here but not portable (see `model.network.layers`): LRN and the input normalization compiled
     by XLA, grouped convolutions in TensorFlow's grouped kernel, fc6 and fc7's large-batch products
-    by XLA on CPUs where that is faster (`model.dense`). For training and bfloat16
+    by XLA on CPUs where that is faster (`model.network.dense`). For training and bfloat16
     serving; exports use plain ops that every runtime and converter knows. `predict_only`, for a
     network that only predicts: the layers computing in half precision hold their weights in it,
     cast once here rather than at every call (a bfloat16 batch of 16 took 41 ms instead of 60, one
     image 10 instead of 30, on 2 cores of a Xeon with AMX), and fc6 and fc7 hold their kernels
-    transposed (`model.dense.ServingDense`). Training keeps float32 weights in Keras' layout: its
+    transposed (`model.network.dense.ServingDense`). Training keeps float32 weights in Keras' layout: its
     updates would be lost in bfloat16's 8-bit mantissa, and checkpoints keep one layout.
     """
     if not isinstance(num_classes, int) or isinstance(num_classes, bool) or num_classes < 2:
@@ -92,7 +92,7 @@ def build_alexnet(
     def dense(name, units, **kwargs):
         return layers.Dense(units, name=name, **initializers(name), **kwargs)
 
-    def large_dense(name):  # fc6, fc7: their products are most of a training step (model/dense.py)
+    def large_dense(name):  # fc6, fc7: their products are most of a training step (model/network/dense.py)
         kind = ServingDense if predict_only else FastDense if fast_kernels else layers.Dense
         return kind(4096, name=name, activation="relu", dtype=weights_policy, **initializers(name))
 

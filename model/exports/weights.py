@@ -3,7 +3,7 @@
 The installed pretrained weights and every weights file this project writes are `.npz` archives
 of plain arrays (`conv1/kernel`, `conv1/bias`, …): no pickle, read memory-mapped. The original
 pickled `bvlc_alexnet.npy` is only ever read once, by `finetune download-weights`, through a
-restricted unpickler (see `model.weights_install`). Exports are read from their SavedModel.
+restricted unpickler (see `model.exports.weights_install`). Exports are read from their SavedModel.
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-from model.export_writer import WEIGHT_KEY
-from model.layout import WEIGHT_LAYERS
+from model.exports.export_writer import WEIGHT_KEY
+from model.network.layout import WEIGHT_LAYERS
 
 # Shapes in bvlc_alexnet; fc8 has 1000 ImageNet classes there and `num_classes` elsewhere.
 PRETRAINED_SHAPES: dict[str, tuple[tuple[int, ...], tuple[int, ...]]] = {

@@ -5,8 +5,8 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
-from model.schedules import Schedule
-from model.spec import TrainSpec
+from model.training.schedules import Schedule
+from model.training.spec import TrainSpec
 
 
 class _OneReplica:

@@ -1,7 +1,7 @@
 """Which precision a run computes in: `auto` resolved against the hardware it runs on.
 
 bfloat16 where the hardware runs it natively: an NVIDIA GPU of compute capability 8.0 or newer,
-or an x86 CPU with AMX or AVX512_BF16 while oneDNN is on (`model/cpu_kernels.py` turns it on for
+or an x86 CPU with AMX or AVX512_BF16 while oneDNN is on (`model/network/cpu_kernels.py` turns it on for
 x86; TensorFlow's own bfloat16 kernels, without oneDNN, are far slower than float32); float16 on
 older NVIDIA GPUs; float32 elsewhere.
 Training's variables stay float32 under every policy (predictors in half precision hold their

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
-from model.preprocess import MAX_IMAGE_PIXELS
+from model.data.preprocess import MAX_IMAGE_PIXELS
 
 SPLITS = ("train", "val", "test")
 ARCHIVE_SUFFIXES = (".zip", ".tar", ".gz", ".tgz", ".bz2", ".xz", ".7z", ".rar")

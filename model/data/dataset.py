@@ -18,8 +18,8 @@ from pathlib import Path, PurePosixPath
 
 import numpy as np
 
-from model.preprocess import ImageError, PreprocessSpec, load_image
-from model.sources import SPLITS, ArchiveLimits, DatasetError, Listing, list_source
+from model.data.preprocess import ImageError, PreprocessSpec, load_image
+from model.data.sources import SPLITS, ArchiveLimits, DatasetError, Listing, list_source
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff")
 

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import click
 
-from model.cli_options import spec_fields, spec_options, usage_error
-from model.cli_weights import download_weights, weights_file_option
+from cli.engine_options import spec_fields, spec_options, usage_error
+from cli.weights import download_weights, weights_file_option
 
 
 @click.command()
@@ -48,16 +48,16 @@ def train(
     """Finetune AlexNet on DATA: a ZIP or folder of class folders, or a `path label` text index."""
     from pydantic import ValidationError
 
-    from model.checkpoint import CheckpointMismatch
-    from model.cli_progress import ProgressBars, StopOnInterrupt
-    from model.dataset import SplitFractions
-    from model.local_data import open_or_prepare
-    from model.preprocess import PreprocessSpec
-    from model.reports import TrainingDiverged
-    from model.sources import DatasetError
-    from model.spec import SpecError, TrainSpec
-    from model.training import train as run_training
-    from model.weights import WeightsError
+    from cli.engine_progress import ProgressBars, StopOnInterrupt
+    from model.data.dataset import SplitFractions
+    from model.data.local_data import open_or_prepare
+    from model.data.preprocess import PreprocessSpec
+    from model.data.sources import DatasetError
+    from model.exports.weights import WeightsError
+    from model.training.checkpoint import CheckpointMismatch
+    from model.training.loop import train as run_training
+    from model.training.reports import TrainingDiverged
+    from model.training.spec import SpecError, TrainSpec
 
     try:
         spec = TrainSpec(**spec_fields(train_layers, reinit_layers, options))
@@ -113,7 +113,7 @@ def train(
 
 def _check_weights(spec, weights_file: Path) -> None:
     """Fail before any decoding when the starting weights are missing or unreadable."""
-    from model.assembly import source_weights
+    from model.training.assembly import source_weights
 
     source_weights(spec, weights_file)
 
@@ -128,9 +128,9 @@ def _check_weights(spec, weights_file: Path) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 def predict(export, images, top_k, weights_file, as_json):
     """Classify IMAGES with EXPORT (an export folder, or 'imagenet' for the pretrained network)."""
-    from model.export import imagenet_predictor, load_export
-    from model.preprocess import ImageError
-    from model.weights import WeightsError
+    from model.data.preprocess import ImageError
+    from model.exports.export import imagenet_predictor, load_export
+    from model.exports.weights import WeightsError
 
     try:
         predictor = imagenet_predictor(weights_file) if export == "imagenet" else load_export(export)
@@ -159,7 +159,7 @@ def predict(export, images, top_k, weights_file, as_json):
 )
 def export(export_dir, fmt, out_dir):
     """Convert EXPORT_DIR (a finetune export) to ONNX or TFLite: uint8 RGB images in, probabilities out."""
-    from model.portable import portable_export
+    from model.exports.portable import portable_export
 
     target = out_dir or export_dir.with_name(f"{export_dir.name}-{fmt}")
     try:

@@ -20,7 +20,7 @@ import ml_dtypes
 import numpy as np
 import tensorflow as tf
 
-from model.padding import padded_size
+from model.network.padding import padded_size
 
 BFLOAT16 = np.dtype(ml_dtypes.bfloat16)
 

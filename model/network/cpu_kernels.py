@@ -25,6 +25,12 @@ import sys
 X86 = ("x86_64", "amd64", "i386", "i686", "x86")
 
 
+def choose_cpu_settings() -> None:
+    """Set both before TensorFlow starts; the programs that run it call this first."""
+    prefer_onednn()
+    prefer_pooled_memory()
+
+
 def prefer_onednn() -> bool:
     """Ask for oneDNN in this process unless TF_ENABLE_ONEDNN_OPTS already decides; True when this
     call set it. TensorFlow reads the variable once, so this only counts before it is imported."""

@@ -22,7 +22,7 @@ from tensorboard.plugins.histogram import metadata as histogram_metadata
 from tensorboard.plugins.scalar import metadata as scalar_metadata
 from tensorboard.util import tensor_util
 
-from model.reports import EpochReport
+from model.training.reports import EpochReport
 
 _FILES = itertools.count()
 

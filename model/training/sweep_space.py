@@ -13,7 +13,7 @@ from typing import Annotated, Any
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, ValidationError, model_validator
 
-from model.spec import TrainSpec
+from model.training.spec import TrainSpec
 
 MAX_TRIALS = 64
 

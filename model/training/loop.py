@@ -13,16 +13,23 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
-from model.assembly import assemble, configure_devices
-from model.batches import Batches, epoch_order
-from model.checkpoint import check_same_run, check_same_start, load_checkpoint, read_state, save_checkpoint
-from model.dataset import PreparedDataset
-from model.export import finish_export, stage_export, staged_export
-from model.features import Cancelled, FeatureCache
-from model.metrics import evaluate_logits
-from model.optimizers import make_optimizer
-from model.predictions import save_predictions, top_predictions
-from model.reports import (
+from model.data.batches import Batches, epoch_order
+from model.data.dataset import PreparedDataset
+from model.exports.export import finish_export, stage_export, staged_export
+from model.exports.predictions import save_predictions, top_predictions
+from model.exports.weights import Weights, apply_weights, read_export_weights, read_weights, save_weights
+from model.training.assembly import assemble, configure_devices
+from model.training.checkpoint import (
+    check_same_run,
+    check_same_start,
+    load_checkpoint,
+    read_state,
+    save_checkpoint,
+)
+from model.training.features import Cancelled, FeatureCache
+from model.training.metrics import evaluate_logits
+from model.training.optimizers import make_optimizer
+from model.training.reports import (
     EpochReport,
     RunInfo,
     StepReport,
@@ -31,9 +38,8 @@ from model.reports import (
     TrainingObserver,
     TrainResult,
 )
-from model.spec import TrainSpec
-from model.summaries import EventWriter, histogram_sample, write_epoch_summaries
-from model.weights import Weights, apply_weights, read_export_weights, read_weights, save_weights
+from model.training.spec import TrainSpec
+from model.training.summaries import EventWriter, histogram_sample, write_epoch_summaries
 
 EVAL_BATCH = 256
 RESULT_FILE = "result.json"
@@ -301,7 +307,7 @@ def _free_earlier_runs() -> None:
     only a full collection frees: a process training run after run (a worker) grew by about 200 MB
     per fc7+fc8 run until Python's next full collection, and the next run's buffers landed on cold
     memory. Collected here, before this run allocates. A full collection over TensorFlow's ~330,000
-    objects takes ~0.1 s; the worker freezes those at start (`model.warm_up`), and then it takes ~5 ms."""
+    objects takes ~0.1 s; the worker freezes those at start (`warm_up`), and then it takes ~5 ms."""
     global _runs_in_process
     if _runs_in_process:
         gc.collect()

@@ -96,7 +96,7 @@ def check_same_start(state: dict | None, start_fingerprint: str | None, where: P
 
 def _with_current_defaults(saved: dict | None) -> dict | None:
     """A spec saved before an option existed ran with that option's default."""
-    from model.spec import TrainSpec
+    from model.training.spec import TrainSpec
 
     try:
         return saved and TrainSpec.model_validate(saved).model_dump(mode="json")

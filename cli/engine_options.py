@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import click
 
-from model.layout import WEIGHT_LAYERS
+from model.network.layout import WEIGHT_LAYERS
 
 SPEC_OPTIONS = [
     click.option("--train-layers", default=None, help="Comma-separated. [default: fc7,fc8; all with random]"),

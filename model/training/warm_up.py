@@ -12,10 +12,10 @@ def warm_up(weights_path: str | Path | None) -> None:
     from POST /jobs to its first step, and the weights about 1.5 s of the first job's for 0.7 s of
     warm-up (medians of three fresh processes on a 2-core AVX2 EPYC). What is loaded by then lives
     as long as the process: frozen out of the garbage collector, each job's collection of the
-    previous one (`model.training`) takes ~5 ms instead of ~0.1 s."""
-    from model.assembly import keep_start_weights
-    from model.layers import native_grouped_convolution
-    from model.precision import resolve
+    previous one (`model.training.loop`) takes ~5 ms instead of ~0.1 s."""
+    from model.network.layers import native_grouped_convolution
+    from model.network.precision import resolve
+    from model.training.assembly import keep_start_weights
 
     native_grouped_convolution(resolve("auto"))  # the compute dtype `precision: auto` picks here
     if weights_path is not None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from model.dataset import PreparedDataset
+from model.data.dataset import PreparedDataset
 
 
 class Batches:

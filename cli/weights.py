@@ -8,7 +8,7 @@ import click
 
 
 def _default_weights() -> str:
-    from model.weights import default_weights_path
+    from model.exports.weights import default_weights_path
 
     return str(default_weights_path())
 
@@ -42,8 +42,8 @@ weights_file_option = click.option(
 @click.option("--trust", is_flag=True, help="Accept a file whose size or SHA-256 is not the published one.")
 def download_weights(target, url, source, sha256, trust):
     """Fetch bvlc_alexnet.npy (233 MB), verify it, and install it as a pickle-free .npz."""
-    from model.weights import WeightsError
-    from model.weights_install import WEIGHTS_URL, download_weights, install_weights
+    from model.exports.weights import WeightsError
+    from model.exports.weights_install import WEIGHTS_URL, download_weights, install_weights
 
     url = url or WEIGHTS_URL
     try:

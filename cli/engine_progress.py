@@ -8,7 +8,7 @@ import sys
 import click
 from tqdm import tqdm
 
-from model.reports import TrainingObserver
+from model.training.reports import TrainingObserver
 
 
 class ProgressBars(TrainingObserver):

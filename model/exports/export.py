@@ -19,8 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
-from model.export_writer import SavedModelWriter, SharedLayers
-from model.preprocess import MAX_IMAGE_PIXELS, ImageError, PreprocessSpec, load_image
+from model.data.preprocess import MAX_IMAGE_PIXELS, ImageError, PreprocessSpec, load_image
+from model.exports.export_writer import SavedModelWriter, SharedLayers
 
 
 def export_model(
@@ -34,7 +34,7 @@ def export_model(
 ) -> Path:
     """Write `model`'s weights as an export: the SavedModel computes in float32 with portable ops,
     whatever kernels and precision `model` trained with. `shared` names layers whose values the
-    next export may share (see `model.export_writer`)."""
+    next export may share (see `model.exports.export_writer`)."""
     stage_export(model, out_dir, preprocess, shared)
     return finish_export(out_dir, classes, preprocess, spec, metrics)
 
@@ -89,7 +89,7 @@ def _save_weights_as_saved_model(model, preprocess: PreprocessSpec, directory: P
     for it and then dropped; the writer reuses its graph for the next exports of that shape (a
     worker's next jobs), which write only the weights: on 2 cores the first export in a process
     takes 0.6-1.0 s, the next ones 0.04-0.16 s once the frozen layers' bytes are linked."""
-    from model.layout import WEIGHT_LAYERS
+    from model.network.layout import WEIGHT_LAYERS
 
     weights = {name: tuple(model.get_layer(name).weights) for name in WEIGHT_LAYERS}
     shape = (model.get_layer("fc8").units, preprocess.to_json())
@@ -97,8 +97,8 @@ def _save_weights_as_saved_model(model, preprocess: PreprocessSpec, directory: P
     def full_save(target: Path) -> None:
         import tensorflow as tf
 
-        from model.alexnet import build_alexnet
-        from model.weights import apply_weights
+        from model.exports.weights import apply_weights
+        from model.network.alexnet import build_alexnet
 
         portable = build_alexnet(shape[0], preprocess=preprocess, dtype_policy="float32", initialize=())
         apply_weights(portable, weights, WEIGHT_LAYERS)
@@ -116,7 +116,7 @@ def _ServingModule(model):
     """
     import tensorflow as tf
 
-    from model.layout import WEIGHT_LAYERS
+    from model.network.layout import WEIGHT_LAYERS
 
     class ServingModule(tf.Module):
         def __init__(self):
@@ -186,8 +186,8 @@ def load_export(export_dir: str | os.PathLike, precision: str = "float32") -> Pr
     held in it, not cast at every call. The SavedModel itself is for TensorFlow without this
     package (and the ONNX and TFLite conversions).
     """
-    from model.precision import resolve
-    from model.weights import read_weights
+    from model.exports.weights import read_weights
+    from model.network.precision import resolve
 
     export_dir = Path(export_dir)
     if not (export_dir / "saved_model").is_dir():
@@ -198,13 +198,13 @@ def load_export(export_dir: str | os.PathLike, precision: str = "float32") -> Pr
 
 
 def imagenet_classes() -> list[str]:
-    return json.loads(resources.files("model").joinpath("imagenet_classes.json").read_text())
+    return json.loads(resources.files("model.exports").joinpath("imagenet_classes.json").read_text())
 
 
 def imagenet_predictor(weights_path: str | os.PathLike, precision: str = "float32") -> Predictor:
     """The unmodified pretrained network, with the 1000 ImageNet class names."""
-    from model.precision import resolve
-    from model.weights import read_weights
+    from model.exports.weights import read_weights
+    from model.network.precision import resolve
 
     return _rebuilt_predictor(
         read_weights(weights_path), imagenet_classes(), PreprocessSpec(), resolve(precision)
@@ -214,9 +214,9 @@ def imagenet_predictor(weights_path: str | os.PathLike, precision: str = "float3
 def _rebuilt_predictor(weights, classes: list[str], preprocess: PreprocessSpec, precision: str) -> Predictor:
     import tensorflow as tf
 
-    from model.alexnet import WEIGHT_LAYERS, build_alexnet
-    from model.precision import dtype_policy
-    from model.weights import check_shapes
+    from model.exports.weights import check_shapes
+    from model.network.alexnet import WEIGHT_LAYERS, build_alexnet
+    from model.network.precision import dtype_policy
 
     check_shapes(weights, len(classes), WEIGHT_LAYERS)
     model = build_alexnet(

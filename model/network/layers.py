@@ -8,6 +8,8 @@ from concurrent.futures import ThreadPoolExecutor
 import keras
 import tensorflow as tf
 
+from model.data.preprocess import PreprocessSpec
+
 
 @keras.saving.register_keras_serializable(package="finetune")
 class LocalResponseNormalization(keras.layers.Layer):
@@ -190,3 +192,10 @@ def _normalization(inputs, mean_rgb: tuple[float, ...], reverse: bool, dtype: st
 def _fused_normalization(inputs, mean_rgb: tuple[float, ...], reverse: bool, dtype: str):
     # bfloat16 at batch 128, 2 cores of a Xeon with AMX: 3.7 ms with tf.cast, 2.3 ms this way
     return _normalization(inputs, mean_rgb, reverse, dtype, cast=narrow_float32)
+
+
+def image_normalization_layer(spec: PreprocessSpec, fused: bool = False, dtype: str = "float32"):
+    """The in-graph half of preprocessing: float cast, mean subtraction, channel order."""
+    return ImageNormalization(
+        mean_rgb=spec.mean_rgb, channel_order=spec.channel_order, fused=fused, name="preprocess", dtype=dtype
+    )

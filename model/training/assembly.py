@@ -10,11 +10,9 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from model.alexnet import WEIGHT_LAYERS, build_alexnet, chain_model, split_layers
-from model.export_writer import SharedLayers
-from model.preprocess import PreprocessSpec
-from model.spec import TrainSpec
-from model.weights import (
+from model.data.preprocess import PreprocessSpec
+from model.exports.export_writer import SharedLayers
+from model.exports.weights import (
     Weights,
     WeightsError,
     check_shapes,
@@ -22,6 +20,8 @@ from model.weights import (
     read_weights,
     stored_fingerprint,
 )
+from model.network.alexnet import WEIGHT_LAYERS, build_alexnet, chain_model, split_layers
+from model.training.spec import TrainSpec
 
 
 @dataclass

@@ -183,12 +183,3 @@ def normalize(images: np.ndarray, spec: PreprocessSpec) -> np.ndarray:
     """The numpy twin of `ImageNormalization`, for reference implementations and tests."""
     out = images.astype(np.float32) - np.asarray(spec.mean_rgb, dtype=np.float32)
     return out[..., ::-1] if spec.channel_order == "BGR" else out
-
-
-def image_normalization_layer(spec: PreprocessSpec, fused: bool = False, dtype: str = "float32"):
-    """The in-graph half of preprocessing: float cast, mean subtraction, channel order."""
-    from model.layers import ImageNormalization
-
-    return ImageNormalization(
-        mean_rgb=spec.mean_rgb, channel_order=spec.channel_order, fused=fused, name="preprocess", dtype=dtype
-    )

@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from model.layout import WEIGHT_LAYERS
+from model.network.layout import WEIGHT_LAYERS
 
 LayerName = Literal["conv1", "conv2", "conv3", "conv4", "conv5", "fc6", "fc7", "fc8"]
 
@@ -168,13 +168,13 @@ class TrainSpec(BaseModel):
     @property
     def compute_precision(self) -> str:
         """`precision` with `auto` resolved for this machine: float32, bfloat16 or float16."""
-        from model.precision import resolve
+        from model.network.precision import resolve
 
         return resolve(self.precision)
 
     @property
     def dtype_policy(self) -> str:
-        from model.precision import dtype_policy
+        from model.network.precision import dtype_policy
 
         return dtype_policy(self.compute_precision)
 

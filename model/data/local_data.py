@@ -6,8 +6,8 @@ import json
 import os
 from pathlib import Path
 
-from model.dataset import PreparedDataset, SplitFractions, prepare_dataset
-from model.preprocess import PreprocessSpec
+from model.data.dataset import PreparedDataset, SplitFractions, prepare_dataset
+from model.data.preprocess import PreprocessSpec
 
 SOURCE_FILE = "source.json"
 

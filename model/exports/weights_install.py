@@ -17,8 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-from model.layout import WEIGHT_LAYERS
-from model.weights import Weights, WeightsError, check_shapes, save_weights
+from model.exports.weights import Weights, WeightsError, check_shapes, save_weights
+from model.network.layout import WEIGHT_LAYERS
 
 WEIGHTS_URL = "https://www.cs.toronto.edu/~guerzhoy/tf_alexnet/bvlc_alexnet.npy"
 WEIGHTS_SIZE_BYTES = 243_861_814

@@ -77,8 +77,8 @@ def _xla_product(x, kernel):
 def xla_products_faster(dtype: str) -> bool:
     """float32 on an x86 CPU without AVX-512 and without a GPU: where XLA's product was measured
     faster (module docstring)."""
-    from model.cpu_kernels import is_x86
-    from model.precision import cpu_flags
+    from model.network.cpu_kernels import is_x86
+    from model.network.precision import cpu_flags
 
     if dtype != "float32" or not is_x86():
         return False

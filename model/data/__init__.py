@@ -1,0 +1,1 @@
+"""Images in: dataset sources, the one preprocessing function, prepared datasets and their batches."""

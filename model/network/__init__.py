@@ -1,0 +1,1 @@
+"""AlexNet itself: the builder with named layers, its custom layers and kernels, and precision."""
