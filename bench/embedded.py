@@ -10,7 +10,7 @@ def start_service(work: Path, log_name: str = "up.log", **settings):
     """`finetune up` on `work/data` (generated weights with bvlc_alexnet's shapes are written there
     once): (the process, to stop; its base URL; the data folder)."""
     from model.exports.weights import WEIGHTS_FILE_NAME, write_synthetic_weights
-    from tests.utils.processes import start_embedded, wait_for_log
+    from testkit.processes import start_embedded, wait_for_log
 
     data = work / "data"
     if not (data / WEIGHTS_FILE_NAME).is_file():

@@ -41,7 +41,7 @@ def main() -> None:
     from model.training.loop import train
     from model.training.spec import TrainSpec
     from model.training.warm_up import warm_up
-    from tests.utils.images import class_folder_zip
+    from testkit.images import class_folder_zip
 
     work = scratch_folder("finetune-bench-")
     weights = write_synthetic_weights(work / "bvlc_alexnet.npz")

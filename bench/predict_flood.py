@@ -54,7 +54,7 @@ def main() -> None:
 
     import httpx
 
-    from tests.utils.images import make_image
+    from testkit.images import make_image
 
     up, url, _ = start_service(scratch_folder("finetune-flood-bench-"))
     files = [("image", (f"{i}.jpg", make_image(i % 2, i))) for i in range(args.images)]

@@ -52,8 +52,8 @@ def main() -> None:
     import httpx
 
     from model.exports.export import load_export
-    from tests.utils.images import make_image
-    from tests.utils.service import upload_and_wait, wait_for
+    from testkit.images import make_image
+    from testkit.service import upload_and_wait, wait_for
 
     work = scratch_folder("finetune-predict-bench-")
     up, base, data = start_service(work)

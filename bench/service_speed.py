@@ -42,8 +42,8 @@ def main() -> None:
     from model.exports.weights import WEIGHTS_FILE_NAME
     from model.training.assembly import assemble
     from model.training.spec import TrainSpec
-    from tests.utils.images import class_folder_zip
-    from tests.utils.service import upload_and_wait, wait_for
+    from testkit.images import class_folder_zip
+    from testkit.service import upload_and_wait, wait_for
 
     work = scratch_folder("finetune-service-bench-")
     archive = class_folder_zip(work / "pets.zip", per_class=args.per_class)

@@ -36,7 +36,7 @@ def main() -> None:
 
     import httpx
 
-    from tests.utils.service import upload_and_wait, wait_for
+    from testkit.service import upload_and_wait, wait_for
 
     work = scratch_folder("finetune-sweep-bench-")
     base = {"num_epochs": args.epochs, "batch_size": args.batch_size}

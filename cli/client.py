@@ -142,7 +142,7 @@ def resume(job_id):
     show_default=True,
 )
 def download(job_id, to, fmt):
-    """The job's model as a ZIP (the first ONNX or TFLite download converts it: ~30 s)."""
+    """The job's model as a ZIP (the first ONNX or TFLite download converts it first)."""
     default = f"finetune-{job_id}.zip" if fmt == "savedmodel" else f"finetune-{job_id}-{fmt}.zip"
     path = _run(lambda: _api().download_model(job_id, to or Path(default), fmt))
     click.echo(str(path))

@@ -10,8 +10,11 @@ from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from core.auth import AuthMode, is_loopback
-from model.data.preprocess import MAX_IMAGE_PIXELS
-from model.exports.weights import WEIGHTS_FILE_NAME
+
+# The engine's own defaults, repeated so that reading the settings imports no numpy, Pillow or
+# TensorFlow (tests/service/test_containers.py checks they agree with `model`).
+MAX_IMAGE_PIXELS = 100_000_000
+WEIGHTS_FILE_NAME = "bvlc_alexnet.npz"
 
 
 class Settings(BaseSettings):
@@ -119,8 +122,11 @@ class Settings(BaseSettings):
         description="Serve GET /metrics without a token (for a Prometheus inside your network); "
         "otherwise it needs one whenever tokens are configured.",
     )
-    host: str = "127.0.0.1"
-    port: int = 8000
+    host: str = Field(
+        default="127.0.0.1",
+        description="Where `finetune api` and `finetune up` listen; another address needs a token first.",
+    )
+    port: int = Field(default=8000, ge=1, le=65535, description="The port they listen on.")
     auth: AuthMode = Field(
         default=AuthMode.AUTO,
         description="auto: a token is needed once any token was ever created or configured, and "

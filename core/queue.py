@@ -40,7 +40,7 @@ def make_celery(settings: Settings, main: str = "finetune") -> Celery:
             "processed_folder": str(settings.broker_dir / "processed"),
             "control_folder": str(settings.broker_dir / "control"),  # not ./control wherever it starts
             "store_processed": False,
-            # the folder is polled: kombu's default 1 s cost a job ~1-2 s from POST to its worker
+            # the folder is polled: kombu's default 1 s delayed every job from POST to its worker
             "polling_interval": 0.1,
         }
     app.conf.update(

@@ -137,7 +137,7 @@ def _array_to_pil(array: np.ndarray) -> Image.Image:
 
 def _upright(image: Image.Image) -> Image.Image:
     """The image as displayed (EXIF or XMP orientation applied), itself when it needs no turn:
-    `exif_transpose` returns a copy then: a 320×240 JPEG loaded in 0.92 ms with it, 0.81 without."""
+    `exif_transpose` returns a copy then, a cost on every small image."""
     try:
         if image.getexif().get(ExifTags.Base.Orientation, 1) in range(2, 9):
             return ImageOps.exif_transpose(image)

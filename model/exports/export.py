@@ -46,7 +46,7 @@ def stage_export(
 
     Training stages its export before the test evaluation, and the checkpoint after the last epoch
     then reads the best epoch's weights from it: fc7 and fc8 (67 MB) are written once per job, not
-    also to a file of their own (0.2 s of a 2.3 s warm job on 2 cores).
+    also to a file of their own.
     """
     out_dir = Path(out_dir)
     work = _staging(out_dir)
@@ -87,8 +87,8 @@ _WRITER = SavedModelWriter()
 def _save_weights_as_saved_model(model, preprocess: PreprocessSpec, directory: Path, settled: Path, shared):
     """TensorFlow saves the first SavedModel of each shape from the portable float32 network, built
     for it and then dropped; the writer reuses its graph for the next exports of that shape (a
-    worker's next jobs), which write only the weights: on 2 cores the first export in a process
-    takes 0.6-1.0 s, the next ones 0.04-0.16 s once the frozen layers' bytes are linked."""
+    worker's next jobs), which write only the weights, and link the frozen layers' bytes where
+    they are the same (docs: Performance, what a worker keeps)."""
     from model.network.layout import WEIGHT_LAYERS
 
     weights = {name: tuple(model.get_layer(name).weights) for name in WEIGHT_LAYERS}
@@ -112,7 +112,7 @@ def _ServingModule(model):
     """A tf.Module with the `serve` function, and the weights under their layer names (stored once).
 
     The Keras model itself is not an attribute: SavedModel would then save its Keras objects as
-    well (0.36 against 0.27 s per export here), which TensorFlow without Keras does not need.
+    well, which takes longer and which TensorFlow without Keras does not need.
     """
     import tensorflow as tf
 
@@ -181,8 +181,8 @@ def load_export(export_dir: str | os.PathLike, precision: str = "float32") -> Pr
     """Load an export for prediction, in `precision` (`auto` is resolved for this machine).
 
     The export's weights run in the network built with this machine's fast kernels (as training
-    computed), not through the SavedModel's portable graph: float32 batches of 16 ran 1.2× as fast
-    that way on a 2-core CPU, with probabilities equal to 1e-6; in half precision the weights are
+    computed), not through the SavedModel's portable graph, which is slower, with probabilities
+    equal to 1e-6; in half precision the weights are
     held in it, not cast at every call. The SavedModel itself is for TensorFlow without this
     package (and the ONNX and TFLite conversions).
     """

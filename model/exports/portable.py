@@ -69,7 +69,7 @@ def _serving_function(saved_model: Path):
 
 
 def to_onnx(saved_model: Path, target: Path) -> None:
-    """tf2onnx in its large-model mode: the weights skip its optimizer passes (2× faster here)."""
+    """tf2onnx in its large-model mode: the weights skip its optimizer passes, which only slow it."""
     import onnx
     import tensorflow as tf
     import tf2onnx

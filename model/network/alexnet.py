@@ -33,7 +33,7 @@ def build_alexnet(
     He-initialised (what `random` and `reinit_layers` train from); the others start from
     `start_weights` (kernel, bias) by layer name, shapes checked by the caller (`check_shapes`), or
     at zero. Created from their values, loaded variables are written once, not zeroed and then
-    assigned: 0.2-0.4 s less per build for AlexNet's 61M weights on 2 cores.
+    assigned: one pass over AlexNet's 61M weights instead of two.
     `dtype_policy="mixed_float16"` computes the convolutions and dense layers in half precision; the
     input normalization, LRN and the logits stay float32. `fast_kernels` computes with what is
     fastest here but not portable (see `model.network.layers`): LRN and the input normalization compiled
@@ -41,8 +41,7 @@ def build_alexnet(
     by XLA on CPUs where that is faster (`model.network.dense`). For training and bfloat16
     serving; exports use plain ops that every runtime and converter knows. `predict_only`, for a
     network that only predicts: the layers computing in half precision hold their weights in it,
-    cast once here rather than at every call (a bfloat16 batch of 16 took 41 ms instead of 60, one
-    image 10 instead of 30, on 2 cores of a Xeon with AMX), and fc6 and fc7 hold their kernels
+    cast once here rather than at every call, and fc6 and fc7 hold their kernels
     transposed (`model.network.dense.ServingDense`). Training keeps float32 weights in Keras' layout: its
     updates would be lost in bfloat16's 8-bit mantissa, and checkpoints keep one layout.
     """

@@ -1,7 +1,7 @@
 """XLA-compiled kernels kept on disk between processes.
 
-The fast kernels (LRN, the input normalization) are compiled by XLA once per batch shape: about
-0.2-0.5 s each on 2 cores, paid again by every new process (a restarted worker, the API's first
+The fast kernels (LRN, the input normalization) are compiled by XLA once per batch shape, a cost
+paid again by every new process (a restarted worker, the API's first
 prediction of each batch size). With TensorFlow's persistent cache a new process loads them.
 TensorFlow writes each entry to a temporary file and renames it (processes can share the folder)
 and checks a loaded entry against the computation it stands for; the folder is per TensorFlow

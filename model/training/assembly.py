@@ -146,8 +146,8 @@ def _read_start(path: Path | None) -> tuple[Weights | None, str | None]:
 def _start_weights(source: Weights | None, stored: str | None, loaded: list[str]) -> dict:
     """The loaded layers' start values. Those of a fingerprinted file are kept as tensors for the
     next run in this process (a worker's next job), whose variables are created sharing them: no
-    copy out of the memory-mapped file per job (0.4-0.7 s for the ~160 MB of frozen layers, 0.16 s
-    for fc7's 67 MB, on 2 cores). The kept values are never written: TensorFlow copies a
+    copy out of the memory-mapped file per job (docs: Performance, what a worker keeps). The kept
+    values are never written: TensorFlow copies a
     variable's buffer before the first update writes it while another tensor still holds it.
     """
     if source is None:
@@ -166,7 +166,7 @@ def _start_weights(source: Weights | None, stored: str | None, loaded: list[str]
 
 def _prefix_fingerprint(prefix: keras.Model | None, stored: str | None, reinit: set[str]) -> str:
     """The prefix's weights, identified: a weights file carries the fingerprint of its content, so
-    it and the prefix's layers name them without hashing ~160 MB (0.6 s per job). Exports carry no
+    it and the prefix's layers name them without hashing ~160 MB per job. Exports carry no
     fingerprint (nor do freshly initialised layers): those weights are hashed.
     """
     if prefix is None:

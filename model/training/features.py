@@ -25,12 +25,10 @@ from model.network.padding import padded_size
 BFLOAT16 = np.dtype(ml_dtypes.bfloat16)
 
 DATASET_FILE = "dataset"  # the fingerprint of the dataset an entry was computed from
-# Mixed precision casts each frozen kernel per call, so small batches lose: 64 images per call ran
-# the bfloat16 prefix at 460 img/s against 570 at 256 (AVX-512/AMX). But a cold job's first calls
-# land on fresh memory, and at 256 their activations are 0.75 GB: on a Zen 5 EPYC (AVX512_BF16),
-# the 848 passes of a 500-image job took 2.2-2.3 s at 128 against 2.9-3.1 s at 256 (steady, 518
-# against 533 img/s). A last, partial batch is padded to a power of two, so a process compiles
-# few batch shapes (~0.3 s each) and computes < 2× the rows.
+# Mixed precision casts each frozen kernel per call, so small batches lose; but a cold job's first
+# calls land on fresh memory, and at 256 images their activations are 0.75 GB. 128 was the faster
+# of the two for a whole cold job (docs: Performance). A last, partial batch is padded to a power
+# of two, so a process compiles few batch shapes and computes fewer than twice the rows.
 FEATURE_BATCH = 128
 
 
@@ -154,8 +152,8 @@ class FeatureCache:
     def _compute(self, todo, images, prefix_model, shape, stored, batch_size, should_stop, progress):
         """The missing passes as one stream of (image, flipped or not): batches mix the passes, so
         only the stream's last batch is padded (to `padded_size`'s ladder: few shapes to compile).
-        One trace serves every batch size: a second one for the last batch cost a cold job
-        70-80 ms on 2 cores (AMX Xeon, bfloat16)."""
+        One trace serves every batch size: a second one for the last batch cost a cold job a
+        trace."""
         on_disk = np.uint16 if stored == BFLOAT16 else stored  # .npy has no bfloat16: its bits
         partial = [path.with_name(path.stem + ".partial.npy") for path, _, _ in todo]
         outs = [np.lib.format.open_memmap(tmp, mode="w+", dtype=on_disk, shape=shape) for tmp in partial]

@@ -156,7 +156,7 @@ def train(
         grads = tape.gradient(scaled, train_vars)
         # Under loss scaling an overflowing gradient is skipped by the optimizer, not a divergence.
         # The weights are not checked: finite weights stay finite under an update whose gradient
-        # norm is finite (and a pass over fc7's 16.7M weights cost 9-20 ms of a 72-93 ms float32 step).
+        # norm is finite, and a pass over fc7's 16.7M weights would cost a sizeable share of a step.
         grad_norm = tf.constant(0.0) if spec.loss_scaling else tf.linalg.global_norm(grads)
         optimizer.apply(grads, train_vars)
         predicted = tf.argmax(logits, 1, output_type=tf.int32)
@@ -304,10 +304,10 @@ def _best_weights_on_disk(run_dir: Path, export_dir: Path, layers) -> Weights:
 
 def _free_earlier_runs() -> None:
     """A run's network, optimizer and traced functions hold one another in reference cycles, which
-    only a full collection frees: a process training run after run (a worker) grew by about 200 MB
-    per fc7+fc8 run until Python's next full collection, and the next run's buffers landed on cold
-    memory. Collected here, before this run allocates. A full collection over TensorFlow's ~330,000
-    objects takes ~0.1 s; the worker freezes those at start (`warm_up`), and then it takes ~5 ms."""
+    only a full collection frees: a process training run after run (a worker) grew by each run's
+    buffers until Python's next full collection, and the next run's buffers landed on cold memory.
+    Collected here, before this run allocates; the worker freezes TensorFlow's own objects at start
+    (`warm_up`), so the collection only walks what the runs made."""
     global _runs_in_process
     if _runs_in_process:
         gc.collect()

@@ -1,10 +1,9 @@
 """TensorBoard summaries: the step scalars, and at the end of every epoch its curves and histograms.
 
-Written as TensorBoard's own event records from Python (`EventWriter`), not through `tf.summary`:
-its eager ops cost 0.3-0.8 ms per value on 2 cores, and a warm 10-epoch job wrote 130 values and
-80 histograms (0.15-0.2 s of its 2.3 s). The records are the same: TensorBoard's scalar and
-histogram summaries, as tensors with their plugins' metadata, in TFRecord files named as
-TensorFlow names them.
+Written as TensorBoard's own event records from Python (`EventWriter`), not through `tf.summary`,
+whose eager ops cost a measurable share of a short job (docs: Performance). The records are the
+same: TensorBoard's scalar and histogram summaries, as tensors with their plugins' metadata, in
+TFRecord files named as TensorFlow names them.
 """
 
 from __future__ import annotations
@@ -103,7 +102,7 @@ def histogram_sample(tensor, limit: int = 8192) -> tf.Tensor:
     """An evenly strided sample (every k-th value in memory order): TensorBoard's histogram op takes
     seconds on fc7's 16M values. The train step returns its gradients sampled so. Gathered by
     coordinates, not from a flattened view: Grappler moves a float32 cast past a reshape, and so
-    cast fc7's bfloat16 gradient a second time (~5 ms of a ~48 ms step)."""
+    cast fc7's bfloat16 gradient a second time."""
     shape = tuple(tensor.shape)
     if not shape:  # a scalar: itself
         return tf.cast(tf.reshape(tensor, [1]), tf.float32)

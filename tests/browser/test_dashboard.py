@@ -13,9 +13,9 @@ import pytest
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import Select
 
+from testkit.images import class_folder_zip, make_image
+from testkit.service import wait_for
 from tests.utils.browser import by_testid, chart_points, element, text_of, wait_until
-from tests.utils.images import class_folder_zip, make_image
-from tests.utils.service import wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser]
 
@@ -229,7 +229,7 @@ def test_the_api_docs_work_offline(running_service, browser):
 
 def test_the_dashboard_on_the_embedded_default(browser, tmp_path, weights_file_for_service):
     """`finetune up` with SQLite and the folder broker serves the same pages."""
-    from tests.utils.processes import start_embedded
+    from testkit.processes import start_embedded
 
     data_dir = tmp_path / "data"
     data_dir.mkdir()

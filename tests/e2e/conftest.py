@@ -2,9 +2,9 @@ from __future__ import annotations
 
 import pytest
 
+from testkit.processes import ServiceProcess, free_port, wait_for_log, wait_until_ready
+from testkit.processes import service_env as process_env
 from tests.service.conftest import clean_tables, service_env, weights_file_for_service  # noqa: F401
-from tests.utils.processes import ServiceProcess, free_port, wait_for_log, wait_until_ready
-from tests.utils.processes import service_env as process_env
 
 
 class Service:

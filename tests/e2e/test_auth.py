@@ -7,8 +7,8 @@ import pytest
 from click.testing import CliRunner
 
 from cli.main import main as finetune_cli
-from tests.utils.processes import ServiceProcess, free_port, wait_until_ready
-from tests.utils.processes import service_env as process_env
+from testkit.processes import ServiceProcess, free_port, wait_until_ready
+from testkit.processes import service_env as process_env
 
 pytestmark = pytest.mark.e2e
 REMOTE = {"X-Forwarded-For": "203.0.113.7"}  # a caller beyond this machine, through a local proxy

@@ -9,8 +9,8 @@ import zipfile
 import pytest
 
 from client import ClientError, FinetuneClient
-from tests.utils.images import class_folder_zip, make_image
-from tests.utils.processes import ROOT
+from testkit.images import class_folder_zip, make_image
+from testkit.processes import ROOT
 
 pytestmark = pytest.mark.e2e
 

@@ -11,9 +11,9 @@ import pytest
 from click.testing import CliRunner
 
 from cli.main import main as finetune_cli
-from tests.utils.images import class_folder_zip
-from tests.utils.processes import ServiceProcess, free_port, wait_until_ready
-from tests.utils.processes import service_env as process_env
+from testkit.images import class_folder_zip
+from testkit.processes import ServiceProcess, free_port, wait_until_ready
+from testkit.processes import service_env as process_env
 
 pytestmark = pytest.mark.e2e
 
@@ -34,7 +34,7 @@ def things_to_find(url: str, token: str, tmp_path) -> str:
     import httpx
 
     from core.config import get_settings
-    from tests.utils.service import prepare_now
+    from testkit.service import prepare_now
     from worker.runner import run_job
 
     http = httpx.Client(base_url=url, headers={"Authorization": f"Bearer {token}"}, timeout=60)

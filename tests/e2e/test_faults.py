@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 import redis
 
+from testkit.service import upload_and_wait, wait_for, wait_until_finished
 from tests.service.conftest import REDIS
-from tests.utils.service import upload_and_wait, wait_for, wait_until_finished
 
 pytestmark = pytest.mark.e2e
 LONG_JOB = {"num_epochs": 6, "batch_size": 2, "learning_rate": 0.01, "optimizer": "momentum"}

@@ -11,9 +11,9 @@ import httpx
 import numpy as np
 import pytest
 
-from tests.utils.images import make_image
-from tests.utils.processes import start_embedded
-from tests.utils.service import follow_to_the_end, upload_and_wait, wait_for
+from testkit.images import make_image
+from testkit.processes import start_embedded
+from testkit.service import follow_to_the_end, upload_and_wait, wait_for
 
 pytestmark = pytest.mark.e2e
 

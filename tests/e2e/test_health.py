@@ -11,8 +11,8 @@ import time
 import httpx
 import pytest
 
-from tests.utils.processes import ROOT
-from tests.utils.service import upload_and_wait, wait_for
+from testkit.processes import ROOT
+from testkit.service import upload_and_wait, wait_for
 
 pytestmark = pytest.mark.e2e
 

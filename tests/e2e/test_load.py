@@ -9,8 +9,8 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import pytest
 
-from tests.utils.images import make_image
-from tests.utils.service import upload_and_wait, wait_for
+from testkit.images import make_image
+from testkit.service import upload_and_wait, wait_for
 
 pytestmark = pytest.mark.e2e
 LOAD_SECONDS = float(os.environ.get("FINETUNE_TEST_LOAD_SECONDS", "60"))

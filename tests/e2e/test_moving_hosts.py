@@ -10,9 +10,9 @@ import signal
 import httpx
 import pytest
 
+from testkit.processes import ServiceProcess, wait_for_log
+from testkit.service import upload_and_wait, wait_for
 from tests.utils.mounts import mounted_elsewhere
-from tests.utils.processes import ServiceProcess, wait_for_log
-from tests.utils.service import upload_and_wait, wait_for
 
 pytestmark = pytest.mark.e2e
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from client import FinetuneClient
+from testkit.images import class_folder_zip, make_image
 from tests.e2e.test_client import finetune_client
-from tests.utils.images import class_folder_zip, make_image
 
 pytestmark = pytest.mark.e2e
 

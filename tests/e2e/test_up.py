@@ -13,8 +13,8 @@ import httpx
 import pytest
 
 from model.exports.weights import write_synthetic_weights
-from tests.utils.processes import start_embedded, wait_for_log
-from tests.utils.service import upload_and_wait, wait_for
+from testkit.processes import start_embedded, wait_for_log
+from testkit.service import upload_and_wait, wait_for
 
 pytestmark = pytest.mark.e2e
 

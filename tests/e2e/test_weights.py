@@ -5,8 +5,8 @@ from __future__ import annotations
 import httpx
 import pytest
 
+from testkit.processes import wait_for_log
 from tests.service.test_weights_check import truncated
-from tests.utils.processes import wait_for_log
 
 pytestmark = pytest.mark.e2e
 

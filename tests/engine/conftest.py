@@ -4,7 +4,7 @@ import pytest
 
 from model.data.dataset import PreparedDataset, SplitFractions, prepare_dataset
 from model.exports.weights import write_synthetic_weights
-from tests.utils.images import class_folder_zip
+from testkit.images import class_folder_zip
 
 
 @pytest.fixture(scope="session")

@@ -7,8 +7,8 @@ from model.data.preprocess import PreprocessSpec, normalize
 from model.exports.weights import apply_weights, read_weights
 from model.network.alexnet import build_alexnet, split_layers
 from model.network.layout import WEIGHT_LAYERS
+from testkit.processes import run_python
 from tests.utils import reference_alexnet
-from tests.utils.processes import run_python
 
 
 def test_layers_are_named_and_shaped_like_bvlc_alexnet():

@@ -10,7 +10,7 @@ from pathlib import Path
 from click.testing import CliRunner
 
 from cli.main import main
-from tests.utils.images import class_folder_zip, make_image
+from testkit.images import class_folder_zip, make_image
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -6,7 +6,7 @@ from importlib.metadata import version
 from pathlib import Path
 
 from model.network.compile_cache import enable_compile_cache
-from tests.utils.processes import run_python
+from testkit.processes import run_python
 
 # a fresh process that runs the fused LRN (an XLA kernel) once, with the cache under argv[1]
 PROGRAM = """

@@ -7,7 +7,7 @@ import os
 import pytest
 
 from model.network.cpu_kernels import is_x86, prefer_onednn, prefer_pooled_memory
-from tests.utils.processes import run_python
+from testkit.processes import run_python
 
 CHOSEN = ("TF_ENABLE_ONEDNN_OPTS", "TF_CPU_ALLOCATOR_USE_BFC")
 PROGRAM = f"""

@@ -5,7 +5,7 @@ import pytest
 
 from model.data.dataset import PreparedDataset, SplitFractions, inspect_source, prepare_dataset
 from model.data.sources import ArchiveLimits, DatasetError
-from tests.utils.images import class_folder_tree, class_folder_zip, make_image
+from testkit.images import class_folder_tree, class_folder_zip, make_image
 
 
 def test_class_folders_zip_is_split_stratified_with_a_seed(tmp_path):

@@ -5,7 +5,7 @@ import pytest
 from PIL import Image
 
 from model.data.preprocess import MAX_IMAGE_PIXELS, ImageError, PreprocessSpec, load_image, normalize
-from tests.utils.images import png_header_only
+from testkit.images import png_header_only
 
 SPEC = PreprocessSpec()
 

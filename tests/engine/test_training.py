@@ -17,8 +17,8 @@ from model.training.assembly import assemble
 from model.training.loop import train
 from model.training.reports import TrainingDiverged, TrainingObserver
 from model.training.spec import TrainSpec
-from tests.utils.images import class_folder_zip
-from tests.utils.processes import run_python
+from testkit.images import class_folder_zip
+from testkit.processes import run_python
 
 FAST = dict(num_epochs=2, batch_size=8, learning_rate=0.01)
 
@@ -411,7 +411,7 @@ from model.data.dataset import SplitFractions, prepare_dataset
 from model.exports.export import load_export
 from model.training.spec import TrainSpec
 from model.training.loop import train
-from tests.utils.images import class_folder_zip
+from testkit.images import class_folder_zip
 
 work, weights = Path(sys.argv[1]), Path(sys.argv[2])
 archive = class_folder_zip(work / "data.zip", per_class=6)

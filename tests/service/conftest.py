@@ -118,7 +118,7 @@ def client(clean_tables):
     from fastapi.testclient import TestClient
 
     from api.main import create_app
-    from tests.utils.service import LOOPBACK_CLIENT
+    from testkit.service import LOOPBACK_CLIENT
 
     with TestClient(create_app(), client=LOOPBACK_CLIENT) as test_client:
         yield test_client

@@ -9,9 +9,9 @@ import zipfile
 import pytest
 import redis
 
+from testkit.images import class_folder_zip, make_image, png_header_only
+from testkit.service import LOOPBACK_CLIENT, prepare_now, ready_dataset, upload_dataset
 from tests.service.conftest import REDIS
-from tests.utils.images import class_folder_zip, make_image, png_header_only
-from tests.utils.service import LOOPBACK_CLIENT, prepare_now, ready_dataset, upload_dataset
 
 
 def assert_error(response, status: int, error: str, *fragments: str) -> None:
@@ -364,7 +364,7 @@ def test_api_imports_no_tensorflow_at_start():
 def test_broker_down_keeps_the_job_and_says_so_at_readyz(client, tmp_path, monkeypatch):
     from core.config import get_settings
     from core.queue import get_celery
-    from tests.utils.processes import free_port
+    from testkit.processes import free_port
 
     dataset = ready_dataset(client, tmp_path)
     monkeypatch.setattr(get_settings(), "broker_url", f"redis://127.0.0.1:{free_port()}/0")

@@ -9,8 +9,8 @@ from sqlalchemy import select
 from cli.main import main as finetune_cli
 from core.db import session_scope
 from core.tables import ApiTokenRow
-from tests.utils.images import make_image
-from tests.utils.service import LOOPBACK_CLIENT, prepare_now, upload_dataset
+from testkit.images import make_image
+from testkit.service import LOOPBACK_CLIENT, prepare_now, upload_dataset
 
 
 @pytest.fixture()
@@ -54,7 +54,7 @@ def test_missing_or_wrong_token_is_401_but_health_stays_open(client, tokens):
 
 
 def test_another_owners_things_do_not_exist(client, tokens, tmp_path):
-    from tests.utils.images import class_folder_zip
+    from testkit.images import class_folder_zip
 
     with open(class_folder_zip(tmp_path / "d.zip", per_class=8), "rb") as fh:
         dataset = client.post(

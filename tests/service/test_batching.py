@@ -11,7 +11,7 @@ import pytest
 
 from api.batching import MicroBatcher
 from model.network.padding import full_size, padded_size
-from tests.utils.service import wait_for
+from testkit.service import wait_for
 
 
 def slow_forward(calls: list):

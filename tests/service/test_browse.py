@@ -9,8 +9,8 @@ from PIL import Image
 
 from core.config import get_settings
 from core.storage import Storage
+from testkit.service import ready_dataset
 from tests.service.test_worker import create_job
-from tests.utils.service import ready_dataset
 from worker.runner import run_job
 
 

@@ -11,9 +11,9 @@ from core.config import get_settings
 from core.db import session_scope
 from core.storage import Storage
 from core.tables import JobRow, TrainMetricRow
+from testkit.images import class_folder_zip
+from testkit.service import downloaded_model, prepare_now, upload_dataset
 from tests.service.test_worker import create_job
-from tests.utils.images import class_folder_zip
-from tests.utils.service import downloaded_model, prepare_now, upload_dataset
 from worker.runner import run_job
 
 

@@ -12,7 +12,7 @@ import pytest
 
 from core.config import get_settings
 from core.storage import Storage
-from tests.utils.service import ready_dataset
+from testkit.service import ready_dataset
 from worker.runner import run_job
 
 

@@ -7,9 +7,9 @@ import pytest
 from click.testing import CliRunner
 
 from cli.main import main as finetune_cli
+from testkit.images import make_image
+from testkit.service import LOOPBACK_CLIENT, prepare_now, upload_dataset
 from tests.service.conftest import reset_caches
-from tests.utils.images import make_image
-from tests.utils.service import LOOPBACK_CLIENT, prepare_now, upload_dataset
 
 EMBEDDED_UNSET = ("FINETUNE_DATABASE_URL", "FINETUNE_BROKER_URL")
 

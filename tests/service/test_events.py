@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from core.config import get_settings
+from testkit.service import read_sse
 from tests.service.test_worker import create_job
-from tests.utils.service import read_sse
 from worker.runner import run_job
 
 

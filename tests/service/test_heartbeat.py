@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tests.utils.service import wait_for
+from testkit.service import wait_for
 from worker.heartbeat import heartbeat_path, seconds_since_beat, start_heartbeat
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from prometheus_client.parser import text_string_to_metric_families
 
 from core.config import get_settings
+from testkit.images import make_image
 from tests.service.test_worker import create_job
-from tests.utils.images import make_image
 from worker.runner import run_job
 
 
@@ -60,7 +60,7 @@ def test_metrics_need_a_token_unless_public(service_env, clean_tables, monkeypat
     from fastapi.testclient import TestClient
 
     from api.main import create_app
-    from tests.utils.service import LOOPBACK_CLIENT
+    from testkit.service import LOOPBACK_CLIENT
 
     monkeypatch.setenv("FINETUNE_API_TOKENS", '["scrape-token"]')
     get_settings.cache_clear()

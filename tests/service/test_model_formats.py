@@ -13,9 +13,9 @@ from core.config import get_settings
 from core.model_files import build_model_archive
 from core.storage import Storage
 from model.exports.export import load_export
+from testkit.service import downloaded_model
 from tests.service.conftest import REDIS
 from tests.service.test_worker import create_job
-from tests.utils.service import downloaded_model
 from worker.runner import run_job
 
 

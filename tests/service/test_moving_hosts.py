@@ -14,9 +14,9 @@ from core.config import get_settings
 from core.db import session_scope
 from core.storage import Storage
 from core.tables import JobRow, TrainMetricRow
+from testkit.service import ready_dataset, wait_for
 from tests.service.test_worker import count
 from tests.utils.mounts import mounted_elsewhere
-from tests.utils.service import ready_dataset, wait_for
 from worker.runner import _active, run_job
 
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from core.config import get_settings
 from model.network.precision import resolve
+from testkit.images import make_image
 from tests.service.test_worker import create_job
-from tests.utils.images import make_image
 from worker.runner import run_job
 
 

@@ -10,7 +10,7 @@ from core.config import get_settings
 from core.datasets import prepare
 from core.db import database_now, session_scope
 from core.tables import DatasetRow
-from tests.utils.service import upload_dataset, wait_for
+from testkit.service import upload_dataset, wait_for
 
 
 def dataset_files(dataset_id: str) -> list:

@@ -17,8 +17,8 @@ from core.reconcile import reconcile
 from core.storage import Storage
 from core.tables import DatasetRow, JobRow
 from model.training.spec import TrainSpec
+from testkit.service import ready_dataset, wait_for
 from tests.service.test_worker import create_job as post_job
-from tests.utils.service import ready_dataset, wait_for
 
 
 def test_a_stalled_holder_cannot_write_over_a_cancel_that_found_its_lease_expired(client, tmp_path):

@@ -10,7 +10,7 @@ from core.db import session_scope
 from core.storage import Storage
 from core.sweeps import best_trial
 from core.tables import JobRow
-from tests.utils.service import prepare_now, ready_dataset, upload_dataset
+from testkit.service import prepare_now, ready_dataset, upload_dataset
 from worker.runner import run_job
 
 

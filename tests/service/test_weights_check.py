@@ -10,10 +10,10 @@ from core.config import get_settings
 from core.db import session_scope
 from core.tables import JobRow
 from model.exports.weights import save_weights, synthetic_weights, write_synthetic_weights
+from testkit.images import make_image
+from testkit.service import ready_dataset
 from tests.engine.test_weights import save_original_layout
 from tests.service.test_api import assert_error
-from tests.utils.images import make_image
-from tests.utils.service import ready_dataset
 
 
 def truncated(path):

@@ -11,7 +11,7 @@ from core.config import get_settings
 from core.db import get_sessionmaker, session_scope
 from core.lease import JobLease
 from core.tables import JobRow, TrainMetricRow, ValMetricRow
-from tests.utils.service import ready_dataset, wait_for
+from testkit.service import ready_dataset, wait_for
 from worker.runner import _active, run_job
 
 

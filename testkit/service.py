@@ -7,7 +7,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.utils.images import class_folder_zip
+from testkit.images import class_folder_zip
 
 # A test client's address: this machine, as a local user's (the default "testclient" is no address,
 # and the auth policy answers only loopback callers without a token until a token exists).
