@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from core.config import Settings
 from core.db import get_sessionmaker
 from core.errors import DatasetInUse, DatasetNotFound, InvalidDataset
-from core.lease import LeaseKeeper, PreparationLease
+from core.lease import LeaseKeeper, PreparationLease, gave_up
 from core.ownership import get_owned, owned_page
 from core.states import DATASET_VISIBLE, JOB_ACTIVE, DatasetStatus, forget_marked, transition
 from core.storage import Storage
@@ -80,7 +80,7 @@ def prepare(settings: Settings, dataset_id: str, sessions: sessionmaker[Session]
     decoding runs under a lease and outside any database transaction; every failure ends the row
     `failed` with a reason, so nothing stays `preparing` forever.
     """
-    from model.data.dataset import SplitFractions, prepare_dataset
+    from model.data.dataset import SplitFractions
     from model.data.sources import DatasetError
 
     sessions = sessions or get_sessionmaker()
@@ -90,43 +90,17 @@ def prepare(settings: Settings, dataset_id: str, sessions: sessionmaker[Session]
         return "skipped"
     with sessions() as session, session.begin():
         row = session.get(DatasetRow, dataset_id)
+        error = gave_up(row.attempts, settings.max_attempts, "upload the dataset again")
         row.attempts += 1
-        if row.attempts > settings.max_attempts:
-            error = (
-                f"gave up after {settings.max_attempts} attempts: its worker stopped during each one "
-                "(killed, or out of memory?); upload the dataset again"
-            )
+        if error:
             lease.write_final(session, {"status": DatasetStatus.FAILED, "error": error})
             return DatasetStatus.FAILED
         fractions = SplitFractions(row.val_fraction, row.test_fraction, row.seed)
     keeper = LeaseKeeper(lease, interval=max(settings.lease_seconds / 3, 0.05))
     keeper.start()
-
-    def check_lease(done: int, total: int) -> None:
-        if keeper.lost.is_set():
-            raise PreparationStopped(f"dataset {dataset_id}: deleted or taken over while preparing")
-
     upload = storage.upload_path(dataset_id)
-    values: dict = {}
     try:
-        if not upload.is_file():
-            raise DatasetError("the uploaded file is gone; upload the dataset again")
-        prepared = prepare_dataset(
-            upload,
-            storage.dataset_dir(dataset_id),
-            fractions,
-            limits=archive_limits(settings),
-            progress=check_lease,
-        )
-        manifest = prepared.manifest
-        values = {
-            "status": DatasetStatus.READY,
-            "classes": manifest["classes"],
-            "num_images": manifest["num_images"],
-            "splits": manifest["splits"],
-            "rejected": manifest["rejected"],
-            "ready_at": utcnow(),
-        }
+        values = _decode(settings, storage, dataset_id, fractions, keeper)
     except PreparationStopped:
         log.warning("dataset %s: stopped preparing (deleted, or another worker has it)", dataset_id)
         return "stopped"
@@ -155,6 +129,35 @@ def prepare(settings: Settings, dataset_id: str, sessions: sessionmaker[Session]
     if values["status"] == DatasetStatus.READY:
         upload.unlink(missing_ok=True)
     return values["status"]
+
+
+def _decode(settings: Settings, storage: Storage, dataset_id: str, fractions, keeper: LeaseKeeper) -> dict:
+    """The upload decoded into the store, while the lease holds: the ready row's values."""
+    from model.data.dataset import prepare_dataset
+    from model.data.sources import DatasetError
+
+    def check_lease(done: int, total: int) -> None:
+        if keeper.lost.is_set():
+            raise PreparationStopped(f"dataset {dataset_id}: deleted or taken over while preparing")
+
+    upload = storage.upload_path(dataset_id)
+    if not upload.is_file():
+        raise DatasetError("the uploaded file is gone; upload the dataset again")
+    manifest = prepare_dataset(
+        upload,
+        storage.dataset_dir(dataset_id),
+        fractions,
+        limits=archive_limits(settings),
+        progress=check_lease,
+    ).manifest
+    return {
+        "status": DatasetStatus.READY,
+        "classes": manifest["classes"],
+        "num_images": manifest["num_images"],
+        "splits": manifest["splits"],
+        "rejected": manifest["rejected"],
+        "ready_at": utcnow(),
+    }
 
 
 def _exists(sessions: sessionmaker[Session], dataset_id: str) -> bool:

@@ -97,6 +97,15 @@ def PreparationLease(dataset_id: str, sessions: sessionmaker[Session], ttl_secon
     return RowLease(DatasetRow, dataset_id, sessions, ttl_seconds, claimable=(DatasetStatus.PREPARING,))
 
 
+def gave_up(attempts: int, max_attempts: int, then: str) -> str | None:
+    """Why a row whose worker stopped during each of its `attempts` earlier starts is not started
+    again, or None while it may be: the one attempt limit of jobs and preparations alike."""
+    if attempts < max_attempts:
+        return None
+    tries = f"{attempts} attempt{'' if attempts == 1 else 's'}"
+    return f"gave up after {tries}: its worker stopped during each one (killed, or out of memory?); {then}"
+
+
 class LeaseKeeper(threading.Thread):
     """Renews a lease in the background while long work runs outside any transaction."""
 

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from core.config import Settings
 from core.db import get_sessionmaker
 from core.jobs import start_weights_dir
-from core.lease import JobLease
+from core.lease import JobLease, RowLease, gave_up
 from core.queue import enqueue_training
 from core.states import JobStatus
 from core.storage import Storage
@@ -29,39 +29,61 @@ _active: dict[str, JobRecorder] = {}  # running jobs in this process, for a stop
 
 def run_job(job_id: str, settings: Settings, sessions: sessionmaker[Session] | None = None) -> str:
     """Returns what happened: succeeded, failed, cancelled, released (given back) or skipped."""
-    from model.data.dataset import PreparedDataset
-    from model.training.loop import train
-
     sessions = sessions or get_sessionmaker()
     storage = Storage(settings)
     lease = JobLease(job_id, sessions, settings.lease_seconds)
     if not lease.acquire():
         log.info("job %s: not queued, or running under another worker's lease; nothing to do", job_id)
         return "skipped"
-    with sessions() as session, session.begin():
-        row = session.get(JobRow, job_id)
-        if row.attempts >= settings.max_attempts:  # every earlier attempt died with its worker
-            error = (
-                f"gave up after {row.attempts} attempt{'' if row.attempts == 1 else 's'}: "
-                "its worker stopped during each one "
-                "(killed, or out of memory?); see the worker log, then resume the job to try again"
-            )
-            lease.write_final(session, {"status": JobStatus.FAILED, "error": error, "finished_at": utcnow()})
-            log.error("job %s: %s", job_id, error)
-            return JobStatus.FAILED
-        row.started_at = row.started_at or utcnow()
-        row.attempts += 1
-        spec, dataset_id = TrainSpec(**row.spec), row.dataset_id
+    started = _start(job_id, lease, sessions, settings)
+    if started is None:
+        return JobStatus.FAILED
+    spec, dataset_id = started
     recorder = JobRecorder(
         job_id, sessions, lease, settings.metrics_flush_seconds, settings.cancel_poll_seconds
     )
     _active[job_id] = recorder
-    outcome, error, result = JobStatus.FAILED, None, None
     try:
-        dataset = PreparedDataset(storage.dataset_dir(dataset_id))
+        outcome, error, result = _train(job_id, spec, dataset_id, settings, storage, recorder)
+    finally:
+        _active.pop(job_id, None)
+        recorder.close()
+    if recorder.lease_lost:
+        log.error("job %s: another worker holds it now; leaving the row to that worker", job_id)
+        return "lost"
+    outcome = _record_outcome(job_id, outcome, error, result, recorder, lease, sessions)
+    if outcome == JobStatus.SUCCEEDED:
+        discard_checkpoint(storage.run_dir(job_id) / "checkpoint")  # the export stays
+    if outcome == "released":
+        shutdown.stop_consuming()
+        enqueue_training(job_id)
+    log.info("job %s: %s", job_id, outcome)
+    return outcome
+
+
+def _start(job_id: str, lease: RowLease, sessions, settings: Settings) -> tuple[TrainSpec, str] | None:
+    """Count the start, or end the job `failed` when every earlier start died with its worker."""
+    with sessions() as session, session.begin():
+        row = session.get(JobRow, job_id)
+        error = gave_up(row.attempts, settings.max_attempts, "see the worker log, then resume the job")
+        if error:
+            lease.write_final(session, {"status": JobStatus.FAILED, "error": error, "finished_at": utcnow()})
+            log.error("job %s: %s", job_id, error)
+            return None
+        row.started_at = row.started_at or utcnow()
+        row.attempts += 1
+        return TrainSpec(**row.spec), row.dataset_id
+
+
+def _train(job_id, spec, dataset_id, settings: Settings, storage: Storage, recorder: JobRecorder):
+    """The engine's run: (outcome, the error shown to people or None, the result or None)."""
+    from model.data.dataset import PreparedDataset
+    from model.training.loop import train
+
+    try:
         result = train(
             spec,
-            dataset,
+            PreparedDataset(storage.dataset_dir(dataset_id)),
             storage.run_dir(job_id),
             imagenet_weights=settings.weights_path,
             start_weights=start_weights_dir(spec, storage),
@@ -70,27 +92,22 @@ def run_job(job_id: str, settings: Settings, sessions: sessionmaker[Session] | N
             observer=recorder,
             checkpoint_seconds=settings.checkpoint_seconds,
         )
-        outcome = result.status
     except Exception as exc:  # noqa: BLE001 - every failure becomes a readable message on the row
-        error = storage.shown(
-            describe_failure(exc).replace(str(settings.weights_path), shown_weights_path(settings))
-        )
         log.exception("job %s failed", job_id)
-    finally:
-        _active.pop(job_id, None)
-        recorder.close()
-    if recorder.lease_lost:
-        log.error("job %s: another worker holds it now; leaving the row to that worker", job_id)
-        return "lost"
+        shown = describe_failure(exc).replace(str(settings.weights_path), shown_weights_path(settings))
+        return JobStatus.FAILED, storage.shown(shown), None
+    return result.status, None, result
+
+
+def _record_outcome(job_id, outcome, error, result, recorder, lease: RowLease, sessions) -> str:
+    """The outcome on the row, written only by the lease holder; a stop that nobody asked for
+    (SIGTERM) gives the job back to the queue, and is not counted as a failed try."""
     with sessions() as session, session.begin():
         row = session.get(JobRow, job_id)
         progress = {**recorder.progress, "eta_seconds": None}
         if outcome == JobStatus.CANCELLED and not row.cancel_requested:
-            outcome = "released"  # stopped by SIGTERM: back to the queue for another worker
-            values = {
-                "status": JobStatus.QUEUED,
-                "attempts": JobRow.attempts - 1,
-            }  # a give-back is no failed try
+            outcome = "released"
+            values = {"status": JobStatus.QUEUED, "attempts": JobRow.attempts - 1}
         else:
             values = {"status": JobStatus(outcome), "error": error, "finished_at": utcnow()}
             progress["phase"] = {JobStatus.SUCCEEDED: "done"}.get(outcome, outcome)
@@ -107,12 +124,6 @@ def run_job(job_id: str, settings: Settings, sessions: sessionmaker[Session] | N
         if not lease.write_final(session, values):  # only the lease holder writes the outcome
             log.error("job %s: the lease was lost before the outcome was written; leaving it", job_id)
             return "lost"
-    if outcome == JobStatus.SUCCEEDED:
-        discard_checkpoint(storage.run_dir(job_id) / "checkpoint")  # the export stays
-    if outcome == "released":
-        shutdown.stop_consuming()
-        enqueue_training(job_id)
-    log.info("job %s: %s", job_id, outcome)
     return outcome
 
 

@@ -45,31 +45,62 @@ def build_alexnet(
     transposed (`model.network.dense.ServingDense`). Training keeps float32 weights in Keras' layout: its
     updates would be lost in bfloat16's 8-bit mantissa, and checkpoints keep one layout.
     """
+    _check_arguments(num_classes, dropout_rate)
+    spec = preprocess or PreprocessSpec()
+    if spec.image_size != 227:
+        raise ValueError(f"AlexNet takes 227×227 input. Received: image_size={spec.image_size}")
+    policy = dtype_policy or keras.config.dtype_policy().name
+    make = _LayerMaker(policy, fast_kernels, predict_only, initialize, start_weights)
+
+    inputs = keras.Input(shape=(227, 227, 3), name="image")
+    x = image_normalization_layer(spec, fast_kernels, policy if fast_kernels else "float32")(inputs)
+    x = make.conv("conv1", 96, 11, strides=4, padding="valid")(x)
+    x = make.pool("pool1")(make.lrn("lrn1")(x))
+    x = make.conv("conv2", 256, 5, groups=2)(x)
+    x = make.pool("pool2")(make.lrn("lrn2")(x))
+    x = make.conv("conv3", 384, 3)(x)
+    x = make.conv("conv4", 384, 3, groups=2)(x)
+    x = make.conv("conv5", 256, 3, groups=2)(x)
+    x = make.pool("pool5")(x)
+    x = keras.layers.Flatten(name="flatten", dtype=policy)(x)
+    x = make.large_dense("fc6")(x)
+    x = keras.layers.Dropout(dropout_rate, seed=seed, name="dropout6", dtype=policy)(x)
+    x = make.large_dense("fc7")(x)
+    seed7 = None if seed is None else seed + 1
+    x = keras.layers.Dropout(dropout_rate, seed=seed7, name="dropout7", dtype=policy)(x)
+    logits = make.dense("fc8", num_classes, dtype="float32")(x)
+    return keras.Model(inputs, logits, name="alexnet")
+
+
+def _check_arguments(num_classes, dropout_rate) -> None:
     if not isinstance(num_classes, int) or isinstance(num_classes, bool) or num_classes < 2:
         raise ValueError(
             f"num_classes must be an integer of at least 2. Received: num_classes={num_classes!r}"
         )
     if not 0.0 <= dropout_rate < 1.0:
         raise ValueError(f"dropout_rate must be in [0, 1). Received: dropout_rate={dropout_rate!r}")
-    spec = preprocess or PreprocessSpec()
-    if spec.image_size != 227:
-        raise ValueError(f"AlexNet takes 227×227 input. Received: image_size={spec.image_size}")
-    policy = dtype_policy or keras.config.dtype_policy().name
-    weights_policy = policy.removeprefix("mixed_") if predict_only else policy  # same compute type
-    layers = keras.layers
 
-    def initializers(name):
+
+class _LayerMaker:
+    """AlexNet's layers, each named, in the kernels and types `build_alexnet` asked for."""
+
+    def __init__(self, policy: str, fast_kernels: bool, predict_only: bool, initialize, start_weights):
+        self.policy, self.fast_kernels, self.predict_only = policy, fast_kernels, predict_only
+        self.weights_policy = policy.removeprefix("mixed_") if predict_only else policy  # same compute type
+        self.initialize, self.start_weights = initialize, start_weights
+
+    def initializers(self, name: str) -> dict:
         he_normal = keras.initializers.HeNormal()  # drawn for every layer: the seeds stay as they were
-        if name in initialize:
+        if name in self.initialize:
             return {"kernel_initializer": he_normal}
-        if start_weights and name in start_weights:
-            kernel, bias = start_weights[name]
+        if self.start_weights and name in self.start_weights:
+            kernel, bias = self.start_weights[name]
             return {"kernel_initializer": _values(kernel), "bias_initializer": _values(bias)}
         return {"kernel_initializer": "zeros"}
 
-    def conv(name, filters, size, strides=1, padding="same", groups=1):
-        grouped = {"native": fast_kernels} if groups > 1 else {}
-        return (GroupedConv2D if groups > 1 else layers.Conv2D)(
+    def conv(self, name, filters, size, strides=1, padding="same", groups=1):
+        grouped = {"native": self.fast_kernels} if groups > 1 else {}
+        return (GroupedConv2D if groups > 1 else keras.layers.Conv2D)(
             filters,
             size,
             strides=strides,
@@ -77,46 +108,26 @@ def build_alexnet(
             groups=groups,
             activation="relu",
             name=name,
-            dtype=weights_policy,
-            **initializers(name),
+            dtype=self.weights_policy,
+            **self.initializers(name),
             **grouped,
         )
 
-    def lrn(name):
+    def lrn(self, name):
         # float32 math under any policy: float16 squares overflow above 256, and GPUs have no float16
         # LRN; the fused kernel computes in float32 inside, so it takes the policy's type unconverted.
-        dtype = policy if fast_kernels else "float32"
-        return LocalResponseNormalization(name=name, fused=fast_kernels, dtype=dtype)
+        dtype = self.policy if self.fast_kernels else "float32"
+        return LocalResponseNormalization(name=name, fused=self.fast_kernels, dtype=dtype)
 
-    def dense(name, units, **kwargs):
-        return layers.Dense(units, name=name, **initializers(name), **kwargs)
+    def dense(self, name, units, **kwargs):
+        return keras.layers.Dense(units, name=name, **self.initializers(name), **kwargs)
 
-    def large_dense(name):  # fc6, fc7: their products are most of a training step (model/network/dense.py)
-        kind = ServingDense if predict_only else FastDense if fast_kernels else layers.Dense
-        return kind(4096, name=name, activation="relu", dtype=weights_policy, **initializers(name))
+    def large_dense(self, name):  # fc6, fc7: their products are most of a training step (dense.py)
+        kind = ServingDense if self.predict_only else FastDense if self.fast_kernels else keras.layers.Dense
+        return kind(4096, name=name, activation="relu", dtype=self.weights_policy, **self.initializers(name))
 
-    def pool(name):
-        return layers.MaxPooling2D(3, strides=2, padding="valid", name=name, dtype=policy)
-
-    inputs = keras.Input(shape=(227, 227, 3), name="image")
-    x = image_normalization_layer(spec, fast_kernels, policy if fast_kernels else "float32")(inputs)
-    x = conv("conv1", 96, 11, strides=4, padding="valid")(x)
-    x = pool("pool1")(lrn("lrn1")(x))
-    x = conv("conv2", 256, 5, groups=2)(x)
-    x = pool("pool2")(lrn("lrn2")(x))
-    x = conv("conv3", 384, 3)(x)
-    x = conv("conv4", 384, 3, groups=2)(x)
-    x = conv("conv5", 256, 3, groups=2)(x)
-    x = pool("pool5")(x)
-    x = layers.Flatten(name="flatten", dtype=policy)(x)
-    x = large_dense("fc6")(x)
-    x = layers.Dropout(dropout_rate, seed=seed, name="dropout6", dtype=policy)(x)
-    x = large_dense("fc7")(x)
-    x = layers.Dropout(dropout_rate, seed=None if seed is None else seed + 1, name="dropout7", dtype=policy)(
-        x
-    )
-    logits = dense("fc8", num_classes, dtype="float32")(x)
-    return keras.Model(inputs, logits, name="alexnet")
+    def pool(self, name):
+        return keras.layers.MaxPooling2D(3, strides=2, padding="valid", name=name, dtype=self.policy)
 
 
 def _values(array):

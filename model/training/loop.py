@@ -44,6 +44,7 @@ from model.training.summaries import EventWriter, histogram_sample, write_epoch_
 EVAL_BATCH = 256
 RESULT_FILE = "result.json"
 BEST_WEIGHTS_FILE = "best_weights.npz"
+CHECKPOINT_DIR = "checkpoint"
 _runs_in_process = 0
 
 
@@ -77,73 +78,255 @@ def train(
     checkpoint that first records it (not at every new best: 67 MB for fc7+fc8 each time); the
     checkpoint after the last epoch follows the export's SavedModel, which holds them.
     """
-    observer = observer or TrainingObserver()
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    checkpoint_dir = run_dir / "checkpoint"
-    spec_json = spec.model_dump(mode="json")
-    saved_state = read_state(checkpoint_dir)
-    check_same_run(saved_state, spec_json, dataset.fingerprint, run_dir)
+    saved_state = read_state(run_dir / CHECKPOINT_DIR)
+    check_same_run(saved_state, spec.model_dump(mode="json"), dataset.fingerprint, run_dir)
     if saved_state and (run_dir / RESULT_FILE).is_file():
         return _stored_result(run_dir)
-    _free_earlier_runs()
-    configure_devices()
-    parts = assemble(spec, dataset.num_classes, dataset.preprocess, imagenet_weights, start_weights)
-    check_same_start(saved_state, parts.prefix_fingerprint, run_dir)
-    train_rows, val_rows, test_rows = (dataset.indices(name) for name in ("train", "val", "test"))
-    batches = Batches(dataset)
-    if parts.prefix is not None:
-        cache = FeatureCache(cache_dir or run_dir / "features", cache_max_bytes)
+    run = _Run(spec, dataset, run_dir, observer or TrainingObserver(), checkpoint_seconds)
+    run.set_up(imagenet_weights, start_weights, saved_state)
+    if not run.cache_features(cache_dir, cache_max_bytes):
+        return TrainResult("cancelled", 0, None, None, None)
+    run.resume()
+    for epoch in range(run.state["epoch"], spec.num_epochs + 1):
+        if run.state["stopped_early"]:
+            break
+        if not run.train_epoch(epoch):
+            return _result("cancelled", run.state)
+        run.end_epoch(epoch)
+    return run.finish()
+
+
+class _Run:
+    """One call of `train`: the network, the optimizer and the position its steps share."""
+
+    def __init__(self, spec, dataset, run_dir: Path, observer: TrainingObserver, checkpoint_seconds):
+        self.spec, self.dataset, self.run_dir, self.observer = spec, dataset, run_dir, observer
+        self.checkpoint_seconds = checkpoint_seconds
+        self.checkpoint_dir = run_dir / CHECKPOINT_DIR
+        self.rows = {name: dataset.indices(name) for name in ("train", "val", "test")}
+        self.batches = Batches(dataset)
+        self.last_saved = time.monotonic()
+        self.best_weights: Weights | None = None  # of the best epoch in this process (None after a resume)
+        self.best_saved = True  # whether the file holds them
+        self.grad_samples = None
+
+    def set_up(self, imagenet_weights, start_weights, saved_state: dict | None) -> None:
+        """The network from its start weights, which must be those a resumed run started from."""
+        _free_earlier_runs()
+        configure_devices()
+        self.parts = assemble(
+            self.spec, self.dataset.num_classes, self.dataset.preprocess, imagenet_weights, start_weights
+        )
+        check_same_start(saved_state, self.parts.prefix_fingerprint, self.run_dir)
+
+    def cache_features(self, cache_dir, cache_max_bytes) -> bool:
+        """The frozen prefix's outputs, computed once per image (and flip); False when cancelled."""
+        prefix, dataset = self.parts.prefix, self.dataset
+        if prefix is None:
+            return True
+        cache = FeatureCache(cache_dir or self.run_dir / "features", cache_max_bytes)
         key = cache.key(
             dataset.fingerprint,
-            parts.prefix_fingerprint,
-            parts.prefix.layers[-1].name,
-            policy=spec.dtype_policy,
+            self.parts.prefix_fingerprint,
+            prefix.layers[-1].name,
+            policy=self.spec.dtype_policy,
             preprocess=dataset.preprocess.to_json(),
         )
         try:
-            batches.plain, batches.flipped = cache.features(
+            self.batches.plain, self.batches.flipped = cache.features(
                 key,
                 dataset.images,
-                parts.prefix,
-                train_rows if spec.augment_flip else None,
-                should_stop=observer.should_stop,
-                progress=lambda d, t: observer.on_phase("features", d, t),
+                prefix,
+                self.rows["train"] if self.spec.augment_flip else None,
+                should_stop=self.observer.should_stop,
+                progress=lambda done, total: self.observer.on_phase("features", done, total),
                 dataset_fingerprint=dataset.fingerprint,
             )
         except Cancelled:
-            return TrainResult("cancelled", 0, None, None, None)
-        batches.cached = True
+            return False
+        self.batches.cached = True
+        return True
 
-    net = parts.head
-    steps_per_epoch = math.ceil(len(train_rows) / spec.batch_size)
-    optimizer = make_optimizer(spec, steps_per_epoch)
-    train_vars = net.trainable_variables
-    optimizer.build(train_vars)
-    state_vars = list(net.variables) + list(optimizer.variables)
-    state = load_checkpoint(checkpoint_dir, state_vars) or _fresh_state(
-        spec_json, dataset.fingerprint, parts.prefix_fingerprint
-    )
-    resumed_after_training = bool(state.get("training_done"))
-    loss_of = image_losses(spec, dataset.labels[train_rows], dataset.num_classes)
-    observer.on_start(
-        RunInfo(
-            spec.num_epochs,
-            steps_per_epoch,
-            len(train_rows),
-            len(val_rows),
-            len(test_rows),
-            dataset.classes,
-            "cached" if batches.cached else None,
+    def resume(self) -> None:
+        """The optimizer and the position: from the checkpoint, or fresh; then the traced steps."""
+        spec, dataset, net = self.spec, self.dataset, self.parts.head
+        self.steps_per_epoch = math.ceil(len(self.rows["train"]) / spec.batch_size)
+        self.optimizer = make_optimizer(spec, self.steps_per_epoch)
+        self.train_vars = net.trainable_variables
+        self.optimizer.build(self.train_vars)
+        self.state_vars = list(net.variables) + list(self.optimizer.variables)
+        self.state = load_checkpoint(self.checkpoint_dir, self.state_vars) or _fresh_state(
+            spec.model_dump(mode="json"), dataset.fingerprint, self.parts.prefix_fingerprint
+        )
+        self.resumed_after_training = bool(self.state.get("training_done"))
+        loss_of = image_losses(spec, dataset.labels[self.rows["train"]], dataset.num_classes)
+        self.train_step, self.forward = _traced_steps(spec, net, self.optimizer, self.batches, loss_of)
+        self.writers = {
+            name: EventWriter(self.run_dir / "tensorboard" / name) for name in ("train", "validation")
+        }
+        self.observer.on_start(self._run_info())
+
+    def _run_info(self) -> RunInfo:
+        state, rows = self.state, self.rows
+        return RunInfo(
+            self.spec.num_epochs,
+            self.steps_per_epoch,
+            *(len(rows[name]) for name in ("train", "val", "test")),
+            self.dataset.classes,
+            "cached" if self.batches.cached else None,
             state["global_step"],
             resumed_at=(state["epoch"], state["step_in_epoch"]) if state["global_step"] else None,
-            precision=spec.compute_precision,
+            precision=self.spec.compute_precision,
         )
-    )
 
-    # any batch size: the smaller last batch of an epoch reuses the trace (one trace per job, not two)
+    def train_epoch(self, epoch: int) -> bool:
+        """The epoch's remaining steps; False when stopped (the position is checkpointed)."""
+        order, flips = epoch_order(self.spec.seed, epoch, self.rows["train"], self.spec.augment_flip)
+        for step_in_epoch in range(self.state["step_in_epoch"], self.steps_per_epoch):
+            if self.observer.should_stop():
+                self.state.update(epoch=epoch, step_in_epoch=step_in_epoch)
+                self._checkpoint(self.state)
+                return False
+            self._step(epoch, step_in_epoch, order, flips)
+            if self.checkpoint_seconds and step_in_epoch + 1 < self.steps_per_epoch:
+                self._save_if_due({**self.state, "epoch": epoch, "step_in_epoch": step_in_epoch + 1})
+        return True
+
+    def _step(self, epoch: int, step_in_epoch: int, order: np.ndarray, flips: np.ndarray) -> None:
+        spec, state = self.spec, self.state
+        started = time.perf_counter()
+        batch = slice(step_in_epoch * spec.batch_size, (step_in_epoch + 1) * spec.batch_size)
+        rows = order[batch]
+        x = self.batches.train_batch(rows, flips[batch])
+        loss, accuracy, grad_norm, self.grad_samples = self.train_step(
+            tf.constant(x), tf.constant(self.dataset.labels[rows])
+        )
+        loss, accuracy, grad_norm = float(loss), float(accuracy), float(grad_norm)
+        if not (math.isfinite(loss) and math.isfinite(grad_norm)):
+            raise TrainingDiverged(
+                f"training diverged at epoch {epoch}, step {step_in_epoch + 1}: loss {loss}, "
+                f"gradient norm {grad_norm}; try a lower learning rate than {spec.learning_rate}"
+            )
+        state["global_step"] += 1
+        state["loss_sum"] += loss * len(rows)
+        state["correct_sum"] += accuracy * len(rows)
+        state["seen"] += len(rows)
+        images_per_second = len(rows) / max(time.perf_counter() - started, 1e-9)
+        self.observer.on_step(
+            StepReport(
+                epoch,
+                state["global_step"],
+                step_in_epoch + 1,
+                self.steps_per_epoch,
+                loss,
+                accuracy,
+                images_per_second,
+                time.time(),
+            )
+        )
+        rate = float(self.optimizer.learning_rate)
+        self.writers["train"].scalars(state["global_step"], loss=loss, accuracy=accuracy, learning_rate=rate)
+
+    def end_epoch(self, epoch: int) -> None:
+        """Validate, keep the best epoch's weights and predictions, decide on early stopping."""
+        state, spec, val_rows = self.state, self.spec, self.rows["val"]
+        evaluation, logits = _evaluate(self.forward, self.batches, val_rows, self.dataset)
+        is_best = _better(evaluation, state)
+        if is_best:
+            state.update(
+                best_epoch=epoch, best_val_accuracy=evaluation.accuracy, best_val_loss=evaluation.loss
+            )
+            self.best_weights, self.best_saved = _trained_weights(self.parts.model, spec), False
+            labels = self.dataset.labels[val_rows]
+            save_predictions(self.run_dir, "val", top_predictions(logits, val_rows, labels))
+        seen = max(state["seen"], 1)
+        report = EpochReport(
+            epoch,
+            evaluation.loss,
+            evaluation.accuracy,
+            evaluation.per_class,
+            evaluation.confusion_matrix,
+            state["loss_sum"] / seen,
+            state["correct_sum"] / seen,
+            is_best,
+            time.time(),
+        )
+        state["history"].append(
+            {k: v for k, v in asdict(report).items() if k not in ("per_class", "confusion_matrix")}
+        )
+        write_epoch_summaries(self.writers, report, self.train_vars, self.grad_samples, epoch)
+        patience = spec.early_stopping_patience
+        state.update(epoch=epoch + 1, step_in_epoch=0, loss_sum=0.0, correct_sum=0.0, seen=0)
+        state["stopped_early"] = bool(patience and epoch - state["best_epoch"] >= patience)
+        if epoch < spec.num_epochs and not state["stopped_early"]:  # the last one's follows the export
+            self._save_if_due(state, force=not self.checkpoint_seconds)
+        self.observer.on_epoch(report)
+
+    def finish(self) -> TrainResult:
+        """The best epoch's weights into the export, the test evaluation, and the stored result."""
+        result = _result("succeeded", self.state)
+        export_dir = self.run_dir / "export"
+        self._stage_best_export(export_dir)
+        test_rows = self.rows["test"]
+        if len(test_rows):
+            test, logits = _evaluate(self.forward, self.batches, test_rows, self.dataset)
+            labels = self.dataset.labels[test_rows]
+            save_predictions(self.run_dir, "test", top_predictions(logits, test_rows, labels))
+            result.test = TestReport(test.loss, test.accuracy, test.per_class, test.confusion_matrix)
+            self.observer.on_test(result.test)
+        metrics = {
+            "precision": self.spec.compute_precision,
+            "best_epoch": result.best_epoch,
+            "best_val_accuracy": result.best_val_accuracy,
+            "best_val_loss": result.best_val_loss,
+            "test": asdict(result.test) if result.test else None,
+            "history": result.history,
+        }
+        dataset = self.dataset
+        export = finish_export(export_dir, dataset.classes, dataset.preprocess, self.spec, metrics)
+        result.export_dir = str(export)
+        _store_result(self.run_dir, result)
+        (self.run_dir / BEST_WEIGHTS_FILE).unlink(
+            missing_ok=True
+        )  # a checkpoint's copy: the export holds them
+        return result
+
+    def _stage_best_export(self, export_dir: Path) -> None:
+        """The SavedModel first, then the checkpoint after the last epoch, which names it for the
+        best weights; the variables and optimizer state (134 MB for fc7+fc8 with momentum) are not
+        written again: what follows (test, export) needs only the best weights."""
+        if self.resumed_after_training:
+            best = _best_weights_on_disk(self.run_dir, export_dir, self.spec.train_layers)
+        elif self.best_weights is not None:
+            best = self.best_weights
+        else:  # the best epoch came before this process resumed
+            best = read_weights(self.run_dir / BEST_WEIGHTS_FILE)
+        apply_weights(self.parts.model, best, list(best))
+        if self.resumed_after_training and staged_export(export_dir):
+            return
+        stage_export(self.parts.model, export_dir, self.dataset.preprocess, shared=self.parts.frozen_layers())
+        save_checkpoint(self.checkpoint_dir, [], {**self.state, "training_done": True})
+
+    def _checkpoint(self, position: dict) -> None:
+        if not self.best_saved:  # first: the checkpoint's best epoch must be the one on disk
+            save_weights(self.best_weights, self.run_dir / BEST_WEIGHTS_FILE, fingerprinted=False)
+            self.best_saved = True
+        save_checkpoint(self.checkpoint_dir, self.state_vars, {**position, "training_done": False})
+        self.last_saved = time.monotonic()
+
+    def _save_if_due(self, position: dict, force: bool = False) -> None:
+        if force or time.monotonic() - self.last_saved >= self.checkpoint_seconds:
+            self._checkpoint(position)
+
+
+def _traced_steps(spec: TrainSpec, net, optimizer, batches: Batches, loss_of):
+    """The train step and the evaluation forward pass, each traced once for any batch size (the
+    smaller last batch of an epoch reuses the trace)."""
     shape, dtype = batches.example()
     any_x = tf.TensorSpec((None, *shape), dtype)
+    train_vars = net.trainable_variables
 
     @tf.function(
         jit_compile=spec.xla, input_signature=[any_x, tf.TensorSpec((None,), tf.int32)], autograph=False
@@ -163,132 +346,10 @@ def train(
         accuracy = tf.reduce_mean(tf.cast(tf.equal(predicted, y), tf.float32))
         return loss, accuracy, grad_norm, [None if g is None else histogram_sample(g) for g in grads]
 
-    evaluate_forward = tf.function(
+    forward = tf.function(
         lambda x: tf.cast(net(x, training=False), tf.float32), input_signature=[any_x], autograph=False
     )
-    writers = {name: EventWriter(run_dir / "tensorboard" / name) for name in ("train", "validation")}
-    grad_samples = None
-    last_saved = time.monotonic()
-    best_weights: Weights | None = None  # of the best epoch in this process (None after a resume)
-    best_saved = True  # whether the file holds them
-
-    def checkpoint(position: dict) -> None:
-        nonlocal last_saved, best_saved
-        if not best_saved:  # first: the checkpoint's best epoch must be the one on disk
-            save_weights(best_weights, run_dir / BEST_WEIGHTS_FILE, fingerprinted=False)
-            best_saved = True
-        save_checkpoint(checkpoint_dir, state_vars, {**position, "training_done": False})
-        last_saved = time.monotonic()
-
-    def save_if_due(position: dict, force: bool = False) -> None:
-        if force or time.monotonic() - last_saved >= checkpoint_seconds:
-            checkpoint(position)
-
-    for epoch in range(state["epoch"], spec.num_epochs + 1):
-        if state["stopped_early"]:
-            break
-        order, flips = epoch_order(spec.seed, epoch, train_rows, spec.augment_flip)
-        for step_in_epoch in range(state["step_in_epoch"], steps_per_epoch):
-            if observer.should_stop():
-                position = {**state, "epoch": epoch, "step_in_epoch": step_in_epoch}
-                checkpoint(position)
-                return _result("cancelled", position)
-            started = time.perf_counter()
-            batch = slice(step_in_epoch * spec.batch_size, (step_in_epoch + 1) * spec.batch_size)
-            rows = order[batch]
-            x = batches.train_batch(rows, flips[batch])
-            loss, accuracy, grad_norm, grad_samples = train_step(
-                tf.constant(x), tf.constant(dataset.labels[rows])
-            )
-            loss, accuracy, grad_norm = float(loss), float(accuracy), float(grad_norm)
-            if not (math.isfinite(loss) and math.isfinite(grad_norm)):
-                raise TrainingDiverged(
-                    f"training diverged at epoch {epoch}, step {step_in_epoch + 1}: loss {loss}, "
-                    f"gradient norm {grad_norm}; try a lower learning rate than {spec.learning_rate}"
-                )
-            state["global_step"] += 1
-            state["loss_sum"] += loss * len(rows)
-            state["correct_sum"] += accuracy * len(rows)
-            state["seen"] += len(rows)
-            elapsed = time.perf_counter() - started
-            observer.on_step(
-                StepReport(
-                    epoch,
-                    state["global_step"],
-                    step_in_epoch + 1,
-                    steps_per_epoch,
-                    loss,
-                    accuracy,
-                    len(rows) / max(elapsed, 1e-9),
-                    time.time(),
-                )
-            )
-            rate = float(optimizer.learning_rate)
-            writers["train"].scalars(state["global_step"], loss=loss, accuracy=accuracy, learning_rate=rate)
-            if checkpoint_seconds and step_in_epoch + 1 < steps_per_epoch:
-                save_if_due({**state, "epoch": epoch, "step_in_epoch": step_in_epoch + 1})
-
-        evaluation, logits = _evaluate(evaluate_forward, batches, val_rows, dataset)
-        is_best = _better(evaluation, state)
-        if is_best:
-            state.update(
-                best_epoch=epoch, best_val_accuracy=evaluation.accuracy, best_val_loss=evaluation.loss
-            )
-            best_weights, best_saved = _trained_weights(parts.model, spec), False
-            save_predictions(run_dir, "val", top_predictions(logits, val_rows, dataset.labels[val_rows]))
-        seen = max(state["seen"], 1)
-        report = EpochReport(
-            epoch,
-            evaluation.loss,
-            evaluation.accuracy,
-            evaluation.per_class,
-            evaluation.confusion_matrix,
-            state["loss_sum"] / seen,
-            state["correct_sum"] / seen,
-            is_best,
-            time.time(),
-        )
-        state["history"].append(
-            {k: v for k, v in asdict(report).items() if k not in ("per_class", "confusion_matrix")}
-        )
-        write_epoch_summaries(writers, report, train_vars, grad_samples, epoch)
-        patience = spec.early_stopping_patience
-        state.update(epoch=epoch + 1, step_in_epoch=0, loss_sum=0.0, correct_sum=0.0, seen=0)
-        state["stopped_early"] = bool(patience and epoch - state["best_epoch"] >= patience)
-        if epoch < spec.num_epochs and not state["stopped_early"]:  # the last one's follows the export
-            save_if_due(state, force=not checkpoint_seconds)
-        observer.on_epoch(report)
-
-    result = _result("succeeded", state)
-    export_dir = run_dir / "export"
-    if resumed_after_training:
-        best = _best_weights_on_disk(run_dir, export_dir, spec.train_layers)
-    else:  # in memory unless the best epoch came before this process resumed
-        best = best_weights if best_weights is not None else read_weights(run_dir / BEST_WEIGHTS_FILE)
-    apply_weights(parts.model, best, list(best))
-    if not (resumed_after_training and staged_export(export_dir)):
-        # the SavedModel first, then the checkpoint after the last epoch, which names it for the
-        # best weights; the variables and optimizer state (134 MB for fc7+fc8 with momentum) are
-        # not written again: what follows (test, export) needs only the best weights
-        stage_export(parts.model, export_dir, dataset.preprocess, shared=parts.frozen_layers())
-        save_checkpoint(checkpoint_dir, [], {**state, "training_done": True})
-    if len(test_rows):
-        test, logits = _evaluate(evaluate_forward, batches, test_rows, dataset)
-        save_predictions(run_dir, "test", top_predictions(logits, test_rows, dataset.labels[test_rows]))
-        result.test = TestReport(test.loss, test.accuracy, test.per_class, test.confusion_matrix)
-        observer.on_test(result.test)
-    metrics = {
-        "precision": spec.compute_precision,
-        "best_epoch": result.best_epoch,
-        "best_val_accuracy": result.best_val_accuracy,
-        "best_val_loss": result.best_val_loss,
-        "test": asdict(result.test) if result.test else None,
-        "history": result.history,
-    }
-    result.export_dir = str(finish_export(export_dir, dataset.classes, dataset.preprocess, spec, metrics))
-    _store_result(run_dir, result)
-    (run_dir / BEST_WEIGHTS_FILE).unlink(missing_ok=True)  # a checkpoint's copy: the export holds them
-    return result
+    return train_step, forward
 
 
 def _best_weights_on_disk(run_dir: Path, export_dir: Path, layers) -> Weights:
