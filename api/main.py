@@ -23,7 +23,7 @@ from api.routes import (
     sweeps,
 )
 from api.routes.ui import install_ui
-from api.schemas import error_responses
+from api.schemas.common import error_responses
 from core.config import get_settings
 from core.storage import Storage
 from model.network.compile_cache import enable_compile_cache

@@ -5,27 +5,15 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Header, Query, Response
-from pydantic import BaseModel
 
 from api.deps import OffsetQuery, OwnerDep, SessionDep, StorageDep
-from api.schemas import error_responses
+from api.schemas.common import error_responses
+from api.schemas.datasets import DatasetImagesPublic
 from core.browse import DatasetImages
 from core.datasets import get_dataset
 
 router = APIRouter(prefix="/datasets", tags=["datasets"])
 ERRORS = error_responses(404, 422)
-
-
-class DatasetImage(BaseModel):
-    index: int
-    path: str
-    label: str
-    split: str
-
-
-class DatasetImagesPublic(BaseModel):
-    data: list[DatasetImage]
-    count: int
 
 
 @router.get("/{dataset_id}/images", response_model=DatasetImagesPublic, responses=ERRORS)

@@ -8,7 +8,8 @@ from fastapi import APIRouter, File, Form, Query, UploadFile, status
 from starlette.concurrency import run_in_threadpool
 
 from api.deps import OffsetQuery, OwnerDep, SessionDep, SettingsDep, StorageDep
-from api.schemas import REJECTED_IN_LISTINGS, DatasetPublic, DatasetsPublic, error_responses
+from api.schemas.common import error_responses
+from api.schemas.datasets import REJECTED_IN_LISTINGS, DatasetPublic, DatasetsPublic
 from core import datasets as service
 from core.errors import InvalidDataset
 from core.queue import enqueue_preparation

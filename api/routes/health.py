@@ -5,7 +5,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
 from api.deps import SettingsDep
-from api.schemas import Health
+from api.schemas.health import Health
 from core.db import get_engine
 from core.queue import get_celery
 from core.weights import installed_weights

@@ -9,10 +9,10 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, BackgroundTasks, Query
 from fastapi.responses import FileResponse, JSONResponse
-from pydantic import BaseModel
 
 from api.deps import OwnerDep, SessionDep, StorageDep
-from api.schemas import error_responses
+from api.schemas.common import error_responses
+from api.schemas.jobs import ModelBuilding
 from core import jobs as service
 from core.errors import JobStateConflict
 from core.model_files import ArchiveState, archive_name, build_archive, request_archive
@@ -21,12 +21,6 @@ from core.states import JobStatus
 router = APIRouter(prefix="/jobs", tags=["jobs"])
 ERRORS = error_responses(404, 409, 422, 503)
 ZIP = {200: {"content": {"application/zip": {}}}}
-
-
-class ModelBuilding(BaseModel):
-    status: str
-    format: str
-    detail: str
 
 
 @router.get(

@@ -5,31 +5,16 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query
-from pydantic import BaseModel
 
 from api.deps import OffsetQuery, OwnerDep, SessionDep, StorageDep
-from api.schemas import Prediction, error_responses
+from api.schemas.common import error_responses
+from api.schemas.jobs import ImagePredictionsPublic
 from core.browse import job_predictions
 from core.datasets import get_dataset
 from core.jobs import get_job
 
 router = APIRouter(prefix="/jobs", tags=["jobs"])
 ERRORS = error_responses(404, 422)
-
-
-class ImagePrediction(BaseModel):
-    index: int  # the image's index in the dataset: GET /datasets/{dataset_id}/images/{index}
-    label: str
-    predicted: str
-    probability: float
-    correct: bool
-    top: list[Prediction]
-
-
-class ImagePredictionsPublic(BaseModel):
-    dataset_id: str | None
-    data: list[ImagePrediction]
-    count: int
 
 
 @router.get("/{job_id}/predictions", response_model=ImagePredictionsPublic, responses=ERRORS)

@@ -10,7 +10,8 @@ from sse_starlette.sse import EventSourceResponse
 from starlette.concurrency import run_in_threadpool
 
 from api.deps import OffsetQuery, OwnerDep, SessionDep, SettingsDep, StorageDep
-from api.schemas import JobCreate, JobPublic, JobsPublic, MetricsPublic, TrainPoint, ValPoint, error_responses
+from api.schemas.common import error_responses
+from api.schemas.jobs import JobCreate, JobPublic, JobsPublic, MetricsPublic, TrainPoint, ValPoint
 from core import jobs as service
 from core.db import get_sessionmaker
 from core.queue import enqueue_training

@@ -7,7 +7,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from api.deps import SessionDep, SettingsDep, get_owner
 from api.metrics import make_registry
-from api.schemas import error_responses
+from api.schemas.common import error_responses
 from core.auth import sees_everything
 
 router = APIRouter(tags=["operations"])

@@ -10,7 +10,8 @@ from fastapi import APIRouter, File, Form, Request, UploadFile
 from api.batching import MicroBatcher
 from api.deps import OwnerDep, SessionDep, SettingsDep, StorageDep
 from api.metrics import BATCH_IMAGES, PREDICT_SECONDS, PREDICTIONS
-from api.schemas import PredictionsPublic, error_responses
+from api.schemas.common import error_responses
+from api.schemas.predict import PredictionsPublic
 from core import jobs as job_service
 from core.errors import InvalidImage, InvalidRequest, JobStateConflict, PayloadTooLarge
 from core.states import JobStatus

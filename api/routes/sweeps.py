@@ -5,8 +5,9 @@ from typing import Annotated
 from fastapi import APIRouter, Query, status
 
 from api.deps import OffsetQuery, OwnerDep, SessionDep, SettingsDep, StorageDep
-from api.schemas import JobCreate, error_responses
-from api.sweep_schemas import SweepCreate, SweepPublic, SweepsPublic
+from api.schemas.common import error_responses
+from api.schemas.jobs import JobCreate
+from api.schemas.sweeps import SweepCreate, SweepPublic, SweepsPublic
 from core import sweeps as service
 from core.queue import enqueue_training
 
