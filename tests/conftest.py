@@ -8,7 +8,7 @@ choose_cpu_settings()  # before any test imports TensorFlow: the kernels the ser
 
 
 def pytest_report_header(config):
-    """Free disk where the tests write: a run peaks at about 3.5 GB there (README, Development)."""
+    """Free disk where the tests write: a run peaks at about 3.5 GB there (docs: Development)."""
     import shutil
     import tempfile
 
