@@ -124,8 +124,8 @@ def test_a_redelivered_message_never_runs_a_job_twice(start_service, tmp_path):
     service = start_service(workers=2, broker_visibility_timeout=2)
     http = httpx.Client(base_url=service.url, timeout=60)
     dataset = upload_and_wait(http, tmp_path, per_class=10)
-    # long enough to outlast the 2 s timeout and the 1 s restore interval several times over: 4
-    # epochs ran 2.5 s on an AMX Xeon and were acknowledged before anything redelivered them
+    # long enough to outlast the 2 s timeout and the 1 s restore interval several times over on a
+    # fast host: a 4-epoch job could be acknowledged before anything redelivered it
     epochs = 16
     spec = {"dataset_id": dataset["id"], **LONG_JOB, "num_epochs": epochs}
     job_id = http.post("/jobs", json=spec).json()["id"]

@@ -426,9 +426,8 @@ print("\\n".join(name for name in converted if name.startswith("model.")))
 
 def test_no_engine_function_is_converted_by_autograph(weights_file, tmp_path):
     """The engine's traced functions hold no Python control flow on tensors, so AutoGraph has nothing
-    to rewrite; converting them cost a process's first job about half a second (a cold job, median
-    of five: 5.32 → 4.85 s on 2 cores of a Xeon with AMX). A fresh process: AutoGraph caches what it
-    converted."""
+    to rewrite; converting them cost a process's first job a noticeable share of its time. A fresh
+    process: AutoGraph caches what it converted."""
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
     done = run_python(NOTHING_CONVERTED, str(tmp_path), str(weights_file), env=env)
     assert done.returncode == 0, done.stderr[-2000:]
