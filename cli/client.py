@@ -17,10 +17,13 @@ def _api():
 
 
 def _run(call):
-    from client import ClientError
+    """The call's answer; an error answer, or no answer at all, is one line and exit status 1."""
+    from client import ClientError, ServiceUnreachable
 
     try:
         return call()
+    except ServiceUnreachable as exc:
+        raise click.ClickException(exc.detail) from None
     except ClientError as exc:
         raise click.ClickException(f"{exc.error}: {exc.detail}") from None
 
@@ -111,53 +114,69 @@ def _follow(job_id: str) -> None:
 
 
 @client.command("list")
-@click.option("--status", default=None)
-def list_jobs(status):
-    """Jobs, newest first."""
-    for job in _run(lambda: _api().list_jobs(status=status, limit=200))["data"]:
-        best = job["best"]["val_accuracy"] if job["best"] else None
-        click.echo(f"{job['id']}  {job['status']:<10} {'' if best is None else f'{best:.4f}'}")
+@click.option("--status", default=None, help="Only jobs in this state.")
+@click.option("--limit", type=click.IntRange(1, 500), default=50, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="The API's JSON, for scripts.")
+def list_jobs(status, limit, as_json):
+    """Jobs, newest first, as a table."""
+    api = _api()
+    jobs = _run(lambda: api.list_jobs(status=status, limit=limit))["data"]
+    if as_json:
+        click.echo(json.dumps(jobs, indent=2))
+        return
+    names = {d["id"]: d["name"] for d in _run(lambda: api.list_datasets(limit=500))["data"]}
+    rows = [
+        (
+            job["id"],
+            job["status"],
+            names.get(job["dataset_id"], "(deleted)"),
+            f"{job['best']['val_accuracy']:.4f}" if job["best"] else "",
+            job["created_at"][:16].replace("T", " "),
+            f"sweep {job['sweep_id'][:8]}" if job.get("sweep_id") else "",
+        )
+        for job in jobs
+    ]
+    print_table(("ID", "STATUS", "DATASET", "BEST VAL ACC", "CREATED (UTC)", ""), rows)
+
+
+def print_table(headers: tuple[str, ...], rows: list[tuple]) -> None:
+    widths = [max(len(str(cell)) for cell in column) for column in zip(headers, *rows)]
+    for row in (headers, *rows):
+        click.echo("  ".join(str(cell).ljust(width) for cell, width in zip(row, widths)).rstrip())
 
 
 @client.command()
 @click.argument("job_id")
-def cancel(job_id):
-    click.echo(_run(lambda: _api().cancel_job(job_id))["status"])
+@click.option("--wait", is_flag=True, help="Wait until the job has stopped; print its final state.")
+def cancel(job_id, wait):
+    """Cancel a job: a queued one at once, a running one within a step (it checkpoints first)."""
+    api = _api()
+    job = _run(lambda: api.cancel_job(job_id))
+    click.echo("cancelled" if job["status"] == "cancelled" else "cancel requested")
+    if wait and job["status"] not in ("succeeded", "failed", "cancelled"):
+        for name, data in _run(lambda: list(api.follow(job_id))):
+            if name == "end":
+                click.echo(data["status"])
 
 
 @client.command()
 @click.argument("job_id")
 def resume(job_id):
+    """Continue a cancelled or failed job from its last checkpoint."""
     click.echo(_run(lambda: _api().resume_job(job_id))["status"])
 
 
 @client.command()
-@click.argument("job_id")
-@click.option("--to", type=click.Path(dir_okay=False, path_type=Path), default=None)
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(["savedmodel", "onnx", "tflite"]),
-    default="savedmodel",
-    show_default=True,
-)
-def download(job_id, to, fmt):
-    """The job's model as a ZIP (the first ONNX or TFLite download converts it first)."""
-    default = f"finetune-{job_id}.zip" if fmt == "savedmodel" else f"finetune-{job_id}-{fmt}.zip"
-    path = _run(lambda: _api().download_model(job_id, to or Path(default), fmt))
-    click.echo(str(path))
-
-
-@client.command()
-@click.argument(
-    "images", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path)
-)
-@click.option("--job", "job_id", default=None, help="A succeeded job (default: the ImageNet network).")
-@click.option("--top-k", type=click.IntRange(min=1), default=5, show_default=True)
-def predict(images, job_id, top_k):
-    answer = _run(lambda: _api().predict(list(images), job_id=job_id, model=None if job_id else "imagenet",
-                                         top_k=top_k))  # fmt: skip
-    for path, ranked in zip(images, answer["predictions"]):
-        click.echo(str(path))
-        for item in ranked:
-            click.echo(f"  {item['probability']:.4f}  {item['label']}")
+@click.argument("kind", type=click.Choice(["job", "sweep", "dataset"]))
+@click.argument("ids", nargs=-1, required=True)
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+def delete(kind, ids, yes):
+    """Delete jobs, sweeps (with their trials) or datasets, with their files."""
+    api = _api()
+    what = f"{len(ids)} {kind}{'' if len(ids) == 1 else 's'}"
+    if not yes:
+        click.confirm(f"delete {what} and their files?", abort=True)
+    remove = {"job": api.delete_job, "sweep": api.delete_sweep, "dataset": api.delete_dataset}[kind]
+    for item in ids:
+        _run(lambda item=item: remove(item))
+        click.echo(f"deleted {kind} {item}")

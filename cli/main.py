@@ -17,7 +17,7 @@ from model.network.cpu_kernels import choose_cpu_settings  # noqa: E402
 
 choose_cpu_settings()  # before anything imports TensorFlow
 
-from cli import client_sweeps  # noqa: E402, F401  (adds the sweep commands to `client`)
+from cli import client_models, client_sweeps  # noqa: E402, F401  (add their commands to `client`)
 from cli.client import client  # noqa: E402
 from cli.engine import download_weights, export, predict, train  # noqa: E402
 from cli.quiet import filter_native_stderr  # noqa: E402

@@ -7,6 +7,6 @@ job = api.create_job(dataset["id"], num_epochs=10)
 for event, data in api.follow(job["id"]): ...
 """
 
-from client.http import ClientError, FinetuneClient
+from client.http import ClientError, FinetuneClient, ServiceUnreachable
 
-__all__ = ["ClientError", "FinetuneClient"]
+__all__ = ["ClientError", "FinetuneClient", "ServiceUnreachable"]

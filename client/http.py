@@ -24,6 +24,18 @@ class ClientError(RuntimeError):
         self.status, self.error, self.detail = status, error, detail
 
 
+class ServiceUnreachable(ClientError):
+    """No answer at all: the service is down, or FINETUNE_URL names the wrong place."""
+
+    def __init__(self, url: str, reason: str):
+        super().__init__(0, "ServiceUnreachable", f"cannot reach {url}: {reason}")
+
+
+def _reason(exc: httpx.TransportError) -> str:
+    text = str(exc) or type(exc).__name__
+    return text.split("] ", 1)[-1].lower() if text.startswith("[Errno") else text
+
+
 class _CountingFile:
     """A file whose reads report progress: how an upload's bytes are counted as they go."""
 
@@ -46,13 +58,17 @@ class FinetuneClient:
         url = url or os.environ.get("FINETUNE_URL") or DEFAULT_URL
         token = token or os.environ.get("FINETUNE_TOKEN")
         headers = {"Authorization": f"Bearer {token}"} if token else {}
-        self.http = httpx.Client(base_url=url.rstrip("/"), headers=headers, timeout=timeout)
+        self.url = url.rstrip("/")
+        self.http = httpx.Client(base_url=self.url, headers=headers, timeout=timeout)
 
     def close(self) -> None:
         self.http.close()
 
     def _call(self, method: str, path: str, **kwargs) -> Any:
-        response = self.http.request(method, path, **kwargs)
+        try:
+            response = self.http.request(method, path, **kwargs)
+        except httpx.TransportError as exc:
+            raise ServiceUnreachable(self.url, _reason(exc)) from None
         return self._checked(response)
 
     @staticmethod
@@ -131,14 +147,20 @@ class FinetuneClient:
     def metrics(self, job_id: str, **params) -> dict:
         return self._call("GET", f"/jobs/{job_id}/metrics", params=params)
 
-    def follow(self, job_id: str, last_event_id: str | None = None) -> Iterator[tuple[str, dict]]:
-        """The job's events as (name, data) until it ends; reconnects after a dropped stream."""
+    def follow(
+        self, job_id: str, last_event_id: str | None = None, give_up_after: float = 60.0
+    ) -> Iterator[tuple[str, dict]]:
+        """The job's events as (name, data) until it ends. A dropped stream is picked up again
+        after its last event (`Last-Event-ID`); `give_up_after` seconds without an answer raise
+        `ServiceUnreachable`."""
+        failing_since = None
         while True:
             headers = {"Last-Event-ID": last_event_id} if last_event_id else {}
             try:
                 with self.http.stream(
                     "GET", f"/jobs/{job_id}/events", headers=headers, timeout=None
                 ) as response:
+                    failing_since = None
                     if not response.is_success:
                         response.read()
                         self._checked(response)
@@ -148,33 +170,67 @@ class FinetuneClient:
                         if name == "end":
                             return
                 return
-            except httpx.TransportError:
-                time.sleep(1.0)  # the stream dropped: continue after the last event seen
+            except httpx.TransportError as exc:
+                failing_since = failing_since or time.monotonic()
+                if time.monotonic() - failing_since > give_up_after:
+                    raise ServiceUnreachable(self.url, _reason(exc)) from None
+                time.sleep(1.0)
 
     def download_model(
-        self, job_id: str, to: str | os.PathLike, format: str = "savedmodel", timeout: float = 1800.0
+        self,
+        job_id: str,
+        to: str | os.PathLike,
+        format: str = "savedmodel",
+        timeout: float = 1800.0,
+        progress: Callable[[int, int | None], None] | None = None,
+        building: Callable[[float], None] | None = None,
     ) -> Path:
-        """The model as a ZIP: `savedmodel` (the whole export), `onnx` or `tflite`. The service's
-        worker builds a format on its first request (202 until then): this asks again until it is
-        there, at most `timeout` seconds."""
-        to = Path(to)
-        deadline = time.monotonic() + timeout
+        """The model as a ZIP: `savedmodel` (the whole export), `onnx` or `tflite`, streamed to
+        `to`. The service's worker builds a format on its first request (202 until then): this
+        asks again until it is there, at most `timeout` seconds, calling `building(seconds
+        waited)` meanwhile; `progress(received, total)` follows the transfer."""
+        started = time.monotonic()
         while True:
-            with self.http.stream("GET", f"/jobs/{job_id}/model", params={"format": format}) as response:
-                if response.status_code != 202:
-                    if not response.is_success:
-                        response.read()
-                        self._checked(response)
-                    with open(to, "wb") as out:
-                        for chunk in response.iter_bytes():
-                            out.write(chunk)
-                    return to
-                wait = float(response.headers.get("retry-after") or 2)
-            if time.monotonic() + wait > deadline:
+            wait = self._download_once(f"/jobs/{job_id}/model", {"format": format}, Path(to), progress)
+            if wait is None:
+                return Path(to)
+            if time.monotonic() + wait > started + timeout:
                 raise ClientError(
                     202, "ModelBuilding", f"the {format} model was not built within {timeout:g} s"
                 )
+            if building:
+                building(time.monotonic() - started)
             time.sleep(wait)
+
+    def download_tensorboard(
+        self, job_id: str, to: str | os.PathLike, progress: Callable[[int, int | None], None] | None = None
+    ) -> Path:
+        """The job's TensorBoard event files as a ZIP."""
+        self._download_once(f"/jobs/{job_id}/tensorboard", {}, Path(to), progress)
+        return Path(to)
+
+    def _download_once(self, path: str, params: dict, to: Path, progress) -> float | None:
+        """Stream one answer into `to`; None when done, or the seconds to wait when it is 202."""
+        try:
+            with self.http.stream("GET", path, params=params) as response:
+                if response.status_code == 202:
+                    return float(response.headers.get("retry-after") or 2)
+                if not response.is_success:
+                    response.read()
+                    self._checked(response)
+                total = (
+                    int(response.headers["content-length"]) if "content-length" in response.headers else None
+                )
+                partial = to.with_name(to.name + ".part")
+                with open(partial, "wb") as out:
+                    for chunk in response.iter_bytes():
+                        out.write(chunk)
+                        if progress:
+                            progress(response.num_bytes_downloaded, total)
+                os.replace(partial, to)
+                return None
+        except httpx.TransportError as exc:
+            raise ServiceUnreachable(self.url, _reason(exc)) from None
 
     # --- sweeps -----------------------------------------------------------------------------
     def create_sweep(
@@ -230,3 +286,26 @@ class FinetuneClient:
             **({"model": model} if model else {}),
         }
         return self._call("POST", "/predict", files=files, data=form)
+
+    def predict_many(
+        self,
+        images: list[str | os.PathLike],
+        job_id: str | None = None,
+        model: str | None = None,
+        top_k: int = 5,
+        batch_size: int = 16,
+    ) -> Iterator[tuple[str | os.PathLike, list[dict]]]:
+        """(image, top-k) for any number of images, in requests the service takes: `batch_size`
+        at a time, and fewer when the service says a request holds too many or too much."""
+        position = 0
+        while position < len(images):
+            batch = images[position : position + batch_size]
+            try:
+                answer = self.predict(batch, job_id=job_id, model=model, top_k=top_k)
+            except ClientError as exc:
+                if exc.error in ("TooManyImages", "PayloadTooLarge") and len(batch) > 1:
+                    batch_size = len(batch) // 2
+                    continue
+                raise
+            yield from zip(batch, answer["predictions"])
+            position += len(batch)

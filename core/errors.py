@@ -66,6 +66,10 @@ class InvalidRequest(AppError):
     status_code = 422
 
 
+class TooManyImages(InvalidRequest):
+    """More images than one /predict request takes (FINETUNE_MAX_PREDICT_IMAGES): send fewer."""
+
+
 class InvalidImage(AppError):
     status_code = 415
 

@@ -13,7 +13,7 @@ from api.metrics import BATCH_IMAGES, PREDICT_SECONDS, PREDICTIONS
 from api.schemas.common import error_responses
 from api.schemas.predict import PredictionsPublic
 from core import jobs as job_service
-from core.errors import InvalidImage, InvalidRequest, JobStateConflict, PayloadTooLarge
+from core.errors import InvalidImage, InvalidRequest, JobStateConflict, PayloadTooLarge, TooManyImages
 from core.states import JobStatus
 from core.weights import require_weights
 from model.network.precision import resolve
@@ -49,7 +49,7 @@ async def predict(
     if model is not None and model != "imagenet":
         raise InvalidRequest(f"model must be 'imagenet'; got {model!r} (use job_id for a finetuned model)")
     if len(image) > settings.max_predict_images:
-        raise InvalidRequest(f"at most {settings.max_predict_images} images per request; got {len(image)}")
+        raise TooManyImages(f"at most {settings.max_predict_images} images per request; got {len(image)}")
     gate = request.app.state.predict_gate
     with gate.admit():  # 503 at once when FINETUNE_PREDICT_QUEUE_SIZE requests are inside
         payloads = []

@@ -303,7 +303,7 @@ def test_predict_errors(client, tmp_path):
     assert_error(
         client.post("/predict", files=too_many, data={"model": "imagenet"}),
         422,
-        "InvalidRequest",
+        "TooManyImages",
         "at most 16",
     )
 
