@@ -44,8 +44,9 @@ def describe_validation(exc: RequestValidationError) -> str:
             reason = (error.get("ctx") or {}).get("error", "malformed")
             parts.append(f"request body is not valid JSON: {reason}")
             continue
-        location = ".".join(str(p) for p in error.get("loc", ()) if p not in ("body",)) or "body"
-        parts.append(f"{location}: {error.get('msg', 'invalid')}")
+        location = ".".join(str(p) for p in error.get("loc", ()) if p not in ("body",))
+        message = error.get("msg", "invalid").removeprefix("Value error, ")
+        parts.append(f"{location}: {message}" if location else message)  # a whole-body rule names its fields
     return "; ".join(parts) or "invalid request"
 
 

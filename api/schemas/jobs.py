@@ -11,9 +11,44 @@ from api.schemas.predict import Prediction
 from core.states import JOB_ENDED, JobStatus
 from model.training.spec import TrainSpec
 
+# How the job form shows each option: its group and its label (its help is the description).
+FORM_FIELDS = {
+    "weights": ("data", "Start from"),
+    "train_layers": ("layers", "Layers that train"),
+    "reinit_layers": ("layers", "Layers that start fresh"),
+    "optimizer": ("optimisation", "Optimizer"),
+    "learning_rate": ("optimisation", "Learning rate"),
+    "momentum": ("optimisation", "Momentum"),
+    "batch_size": ("optimisation", "Batch size"),
+    "num_epochs": ("schedule", "Epochs"),
+    "lr_schedule": ("schedule", "Learning-rate schedule"),
+    "warmup_epochs": ("schedule", "Warm-up epochs"),
+    "early_stopping_patience": ("schedule", "Early stopping after (epochs)"),
+    "dropout_rate": ("regularisation", "Dropout"),
+    "weight_decay": ("regularisation", "Weight decay"),
+    "label_smoothing": ("regularisation", "Label smoothing"),
+    "class_weight": ("regularisation", "Class weights"),
+    "augment_flip": ("regularisation", "Random flips"),
+    "seed": ("regularisation", "Seed"),
+    "precision": ("hardware", "Precision"),
+    "xla": ("hardware", "Compile with XLA"),
+    "feature_cache": ("hardware", "Feature cache"),
+}
+DEPRECATED_FIELDS = {"mixed_precision"}
+
+
+def _form_hints(schema: dict) -> None:
+    """`x-group` and `title` per option for the dashboard's generated form; old names deprecated."""
+    for name, (group, title) in FORM_FIELDS.items():
+        schema["properties"][name].update({"x-group": group, "title": title})
+    for name in DEPRECATED_FIELDS:
+        schema["properties"][name]["deprecated"] = True
+
 
 class JobCreate(TrainSpec):
     """A finetune: the dataset plus the training options (defaults as in the engine)."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_form_hints)
 
     dataset_id: str = Field(min_length=1, max_length=64)
     weights: str = Field(

@@ -49,7 +49,9 @@ class TrainSpec(BaseModel):
     optimizer: Literal["sgd", "adam"] = Field(
         default="sgd", description="`sgd` (with `momentum`) or `adam`. `momentum` is read as `sgd`."
     )
-    learning_rate: float = Field(default=0.001, gt=0.0, le=10.0)
+    learning_rate: float = Field(
+        default=0.001, gt=0.0, le=10.0, description="The step size; lower it if training diverges."
+    )
     lr_schedule: Literal["constant", "step", "cosine"] = Field(
         default="constant",
         description="After warm-up: `constant`; `step` (×0.1 at 50% and 75% of the remaining steps); "
@@ -80,17 +82,22 @@ class TrainSpec(BaseModel):
         lt=1.0,
         description="SGD momentum: 0.9 unless given, 0 for plain SGD; null with adam (it does not apply).",
     )
-    num_epochs: int = Field(default=10, ge=1, le=MAX_EPOCHS)
-    batch_size: int = Field(default=128, ge=1, le=MAX_BATCH_SIZE)
+    num_epochs: int = Field(default=10, ge=1, le=MAX_EPOCHS, description="Passes over the training images.")
+    batch_size: int = Field(default=128, ge=1, le=MAX_BATCH_SIZE, description="Images per training step.")
     dropout_rate: float = Field(default=0.5, ge=0.0, lt=1.0, description="Probability of dropping a unit.")
-    augment_flip: bool = True
+    augment_flip: bool = Field(default=True, description="Flip training images left to right at random.")
     early_stopping_patience: int | None = Field(
         default=None,
         ge=1,
         le=MAX_EPOCHS,
         description="Stop after this many epochs without a better validation accuracy; null is off.",
     )
-    seed: int = Field(default=0, ge=0, le=2**31 - 1)
+    seed: int = Field(
+        default=0,
+        ge=0,
+        le=2**31 - 1,
+        description="Fixes the data order, dropout and fresh layers: same seed, same run.",
+    )
     precision: Literal["auto", "float32", "bfloat16", "float16"] = Field(
         default="auto",
         description="What the network computes in (variables, LRN, input normalization and logits "

@@ -5,9 +5,6 @@ Screenshots for the README are written to $FINETUNE_SCREENSHOTS when it is set.
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 import httpx
 import pytest
 from selenium.webdriver.common.by import By
@@ -15,16 +12,9 @@ from selenium.webdriver.support.ui import Select
 
 from testkit.images import class_folder_zip, make_image
 from testkit.service import wait_for
-from tests.utils.browser import by_testid, chart_points, element, text_of, wait_until
+from tests.utils.browser import by_testid, chart_points, element, screenshot, text_of, wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser]
-
-
-def screenshot(driver, name: str) -> None:
-    folder = os.environ.get("FINETUNE_SCREENSHOTS")
-    if folder:
-        Path(folder).mkdir(parents=True, exist_ok=True)
-        driver.save_screenshot(str(Path(folder) / f"{name}.png"))
 
 
 def fill(driver, name: str, value) -> None:
@@ -207,7 +197,7 @@ def test_with_tokens_the_page_asks_for_one_and_keeps_it_out_of_urls(start_servic
         browser, lambda d: d.find_elements(By.CSS_SELECTOR, "dialog[data-testid=token-prompt]")
     )[0]
     prompt.find_element(By.TAG_NAME, "input").send_keys("a-long-secret-token")
-    prompt.find_element(By.TAG_NAME, "button").click()
+    by_testid(browser, "token-use").click()
     wait_until(browser, lambda d: "No jobs yet" in text_of(d, "jobs"))
     browser.get(f"{service.url}/ui/datasets")  # kept for the session: no second prompt
     wait_until(browser, lambda d: "No datasets yet" in text_of(d, "datasets"))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import time
 from pathlib import Path
@@ -69,6 +70,14 @@ def text_of(driver, testid: str) -> str:
 
 def chart_points(driver, testid: str) -> int:
     return int(by_testid(driver, testid).find_element(By.TAG_NAME, "svg").get_attribute("data-points") or 0)
+
+
+def screenshot(driver, name: str) -> None:
+    """For the docs: written to $FINETUNE_SCREENSHOTS/<name>.png when it is set."""
+    folder = os.environ.get("FINETUNE_SCREENSHOTS")
+    if folder:
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        driver.save_screenshot(str(Path(folder) / f"{name}.png"))
 
 
 def pause(seconds: float) -> None:

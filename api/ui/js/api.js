@@ -32,18 +32,26 @@ function askForToken() {
   return prompting;
 }
 
+// The token dialog: a labelled input; Escape or "Cancel" leaves the request failing with a clear message.
 function promptForToken() {
-  return new Promise((resolve) => {
+  return new Promise((resolve, reject) => {
     const dialog = document.createElement("dialog");
     dialog.dataset.testid = "token-prompt";
-    dialog.innerHTML = `<form method="dialog"><strong>This service needs a token</strong>
-      <input name="token" type="password" autocomplete="off" placeholder="API token" required>
-      <button>Use token</button></form>`;
+    dialog.setAttribute("aria-labelledby", "token-title");
+    dialog.innerHTML = `<form method="dialog"><p id="token-title"><strong>This service needs a token</strong></p>
+      <label>API token <input name="token" type="password" autocomplete="off" required></label>
+      <button value="cancel" class="secondary" formnovalidate data-testid="token-cancel">Cancel</button>
+      <button value="use" data-testid="token-use">Use token</button></form>`;
     document.body.append(dialog);
-    dialog.querySelector("form").addEventListener("submit", () => {
-      sessionStorage.setItem(TOKEN_KEY, dialog.querySelector("input").value.trim());
+    dialog.addEventListener("close", () => {
+      const value = dialog.querySelector("input").value.trim();
       dialog.remove();
-      resolve();
+      if (dialog.returnValue === "use" && value) {
+        sessionStorage.setItem(TOKEN_KEY, value);
+        resolve();
+      } else {
+        reject(new ApiError(401, "Unauthorized", "no token given: this service needs one (reload the page to enter it)"));
+      }
     });
     dialog.showModal();
   });
@@ -120,9 +128,28 @@ export async function followEvents(path, onEvent, signal) {
 }
 
 export function showMessage(text) {
+  showNotice(text, true);
+}
+
+// A line above the page: a problem (red) or a plain notice; empty hides it.
+export function showNotice(text, problem = false) {
   const box = document.getElementById("message");
   box.textContent = text;
   box.hidden = !text;
+  box.classList.toggle("notice", !problem);
+}
+
+// A 401 on a path that does not go through `request` (an upload with a progress bar): ask for the
+// token, as `request` does; resolves true when there is a new one to retry with.
+export async function askAgainAfter401() {
+  sessionStorage.removeItem(TOKEN_KEY);
+  try {
+    await askForToken();
+    return true;
+  } catch (error) {
+    showMessage(error.message);
+    return false;
+  }
 }
 
 // Markup made by html`` is trusted when nested in another html``; every other value is escaped.

@@ -1,5 +1,5 @@
 // Routes the fixed /ui/... paths to one page module each; every page reads the public JSON API.
-import { showMessage } from "./api.js";
+import { showMessage, showNotice } from "./api.js";
 
 const ROUTES = [
   [/^\/ui\/?$/, "jobs", () => import("./pages/jobs.js")],
@@ -15,6 +15,8 @@ const ROUTES = [
 
 async function start() {
   const root = document.getElementById("app");
+  showNotice(sessionStorage.getItem("finetune-notice") ?? "");  // e.g. what a delete freed, before it navigated
+  sessionStorage.removeItem("finetune-notice");
   const path = location.pathname;
   for (const [pattern, nav, load] of ROUTES) {
     const match = path.match(pattern);

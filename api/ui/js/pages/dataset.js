@@ -1,5 +1,6 @@
 // /ui/datasets/{id} — classes, split counts, rejected files, thumbnails per class, and the job form.
 import { escape, html, objectUrl, request } from "../api.js";
+import { deleteDataset } from "./datasets.js";
 import { specForm } from "./spec_form.js";
 
 const PAGE = 24;
@@ -8,12 +9,20 @@ export async function render(root, id) {
   let dataset = await request(`/datasets/${id}`);
   root.innerHTML = html`<h1>Dataset ${dataset.name}</h1>
     <section><span class="status ${dataset.status}" data-testid="dataset-status">${dataset.status}</span>
-      <span class="muted" data-testid="dataset-summary"></span><p class="error">${dataset.error ?? ""}</p></section>
+      <span class="muted" data-testid="dataset-summary"></span>
+      <button class="secondary" data-testid="delete-dataset">Delete dataset</button>
+      <p class="error">${dataset.error ?? ""}</p></section>
     <section><h2>Images</h2><label>Class <select data-testid="class-select"></select></label>
       <button class="secondary" data-testid="more-thumbnails">More</button>
       <div class="thumbs" data-testid="thumbnails"></div></section>
     <section><h2>Rejected files</h2><ul data-testid="rejected"></ul></section>
     <section><h2>Launch a finetune on it</h2><div id="form"></div></section>`;
+  root.querySelector("[data-testid=delete-dataset]").addEventListener("click", async () => {
+    if ((await deleteDataset(id)).length) {
+      sessionStorage.setItem("finetune-notice", document.getElementById("message").textContent);
+      location.href = "/ui/datasets";
+    }
+  });
   while (dataset.status === "preparing") {  // show it as it becomes ready
     await new Promise((resolve) => setTimeout(resolve, 1000));
     dataset = await request(`/datasets/${id}`);

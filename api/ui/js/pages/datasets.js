@@ -1,6 +1,6 @@
 // /ui/datasets — upload a ZIP (with a progress bar) and see every dataset's status.
-import { ApiError, html, showMessage, token } from "../api.js";
-import { request } from "../api.js";
+import { ApiError, askAgainAfter401, html, request, showMessage, token } from "../api.js";
+import { bytes, deleteWithConfirmation } from "../delete.js";
 
 export async function render(root) {
   root.innerHTML = html`<h1>Datasets</h1>
@@ -17,9 +17,28 @@ export async function render(root) {
       <p class="muted">One folder per class; or train/ val/ [test/] folders; or a <code>path label</code> index.</p>
     </section>
     <table data-testid="datasets"><thead><tr><th>Name</th><th>Status</th><th>Classes</th><th>Images</th>
-      <th>Train / val / test</th><th>Rejected</th><th>Created</th></tr></thead><tbody></tbody></table>`;
-  root.querySelector("form").addEventListener("submit", (event) => upload(event, root));
+      <th>Train / val / test</th><th>Rejected</th><th>Size</th><th>Created</th><th></th></tr></thead><tbody></tbody></table>`;
+  root.querySelector("form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    upload(event.target);
+  });
+  root.querySelector("tbody").addEventListener("click", async (event) => {
+    const id = event.target.closest("button[data-delete]")?.dataset.delete;
+    if (id && (await deleteDataset(id)).length) await list(root);
+  });
   await list(root);
+}
+
+// The confirmation names what goes: the dataset's files, and the jobs trained on it (they stay).
+export async function deleteDataset(id) {
+  const [dataset, { data: jobs }] = await Promise.all([request(`/datasets/${id}`), request("/jobs?limit=500")]);
+  const users = jobs.filter((job) => job.dataset_id === id);
+  const active = users.filter((job) => ["queued", "running"].includes(job.status)).length;
+  const details = `Its upload and prepared images go (${bytes(dataset.size_bytes)}), with its feature caches. `
+    + (users.length ? `${users.length} job(s) trained on it keep their models${active ? `; ${active} still running must be cancelled first` : ""}.` : "No job uses it.");
+  return deleteWithConfirmation({
+    question: `Delete dataset ${dataset.name}?`, details, paths: [`/datasets/${id}`], freed: () => dataset.size_bytes,
+  });
 }
 
 async function list(root) {
@@ -28,13 +47,12 @@ async function list(root) {
       <td><a href="/ui/datasets/${d.id}">${d.name}</a></td><td><span class="status ${d.status}">${d.status}</span></td>
       <td>${d.classes.join(", ")}</td><td>${d.num_images}</td>
       <td>${d.splits.train ?? 0} / ${d.splits.val ?? 0} / ${d.splits.test ?? 0}</td>
-      <td>${d.rejected_count}</td><td>${new Date(d.created_at).toLocaleString()}</td></tr>`).join("")
-    || `<tr><td colspan="7" class="muted">No datasets yet.</td></tr>`;
+      <td>${d.rejected_count}</td><td>${bytes(d.size_bytes)}</td><td>${new Date(d.created_at).toLocaleString()}</td>
+      <td><button class="secondary" data-delete="${d.id}" aria-label="delete dataset ${d.name}">Delete</button></td></tr>`).join("")
+    || `<tr><td colspan="9" class="muted">No datasets yet.</td></tr>`;
 }
 
-function upload(event, root) {
-  event.preventDefault();
-  const form = event.target;
+function upload(form) {
   const bar = form.querySelector("progress"), error = form.querySelector("[data-testid=upload-error]");
   const body = new FormData(form);
   if (!body.get("name")) body.delete("name");
@@ -49,6 +67,10 @@ function upload(event, root) {
     try { reply = JSON.parse(xhr.responseText); } catch { /* not JSON */ }
     if (xhr.status === 201) {
       location.href = `/ui/datasets/${reply.id}`;
+      return;
+    }
+    if (xhr.status === 401) {  // the same token prompt as every other request, then the upload again
+      askAgainAfter401().then((again) => (again ? upload(form) : (bar.hidden = true)));
       return;
     }
     bar.hidden = true;

@@ -2,6 +2,7 @@
 // misclassified images, the spec, and the actions.
 import { download, duration, escape, followEvents, html, objectUrl, percent, request, showMessage } from "../api.js";
 import { LineChart } from "../chart.js";
+import { bytes, deleteWithConfirmation } from "../delete.js";
 
 const ENDED = ["succeeded", "failed", "cancelled"];
 const report = (error) => showMessage(error.message);
@@ -20,7 +21,8 @@ export async function render(root, id) {
         <button data-testid="download-model" class="secondary">Download model</button>
         <select data-testid="model-format" aria-label="model format"><option value="savedmodel">SavedModel</option>
           <option value="onnx">ONNX</option><option value="tflite">TFLite</option></select>
-        <button data-testid="download-tensorboard" class="secondary">TensorBoard files</button></p></section>
+        <button data-testid="download-tensorboard" class="secondary">TensorBoard files</button>
+        <button data-testid="delete-job" class="secondary">Delete job</button></p></section>
     <div class="row"><section><h2>Loss</h2><div class="chart" data-testid="loss-chart"></div></section>
       <section><h2>Accuracy</h2><div class="chart" data-testid="accuracy-chart"></div></section></div>
     <section><h2>Per class (latest epoch)</h2><table data-testid="per-class"><thead><tr><th>Class</th>
@@ -72,7 +74,11 @@ export async function render(root, id) {
   }
   followEvents(`/jobs/${id}/events`, async (name, data) => {
     if (name === "train") addTrain(data);
-    else if (name === "val") { addVal(data); misclassified(root, id, job.dataset_id).catch(report); }
+    else if (name === "val") {
+      addVal(data);
+      matrix(root, id, classes).catch(report);  // the new epoch is selected: its matrix, as it ends
+      misclassified(root, id, job.dataset_id).catch(report);
+    }
     else if (name === "status") { job = { ...job, status: data.status, progress: data.progress }; show(); }
     else if (name === "end") await done();
   }).catch((error) => showMessage(`live updates stopped: ${error.message}`));
@@ -96,6 +102,7 @@ function header(root, job) {
   root.querySelector("[data-testid=cancel]").disabled = !["queued", "running"].includes(job.status);
   root.querySelector("[data-testid=resume]").disabled = !["cancelled", "failed"].includes(job.status);
   root.querySelector("[data-testid=download-model]").disabled = job.status !== "succeeded";
+  root.querySelector("[data-testid=delete-job]").disabled = ["queued", "running"].includes(job.status);
 }
 
 function actions(root, id, current, refresh) {
@@ -111,6 +118,19 @@ function actions(root, id, current, refresh) {
     return download(`/jobs/${id}/model?format=${format}`, `finetune-${id}${suffix}.zip`, building);
   });
   act("download-tensorboard", () => download(`/jobs/${id}/tensorboard`, `tensorboard-${id}.zip`));
+  act("delete-job", async () => {
+    const size = current().size_bytes;
+    const deleted = await deleteWithConfirmation({
+      question: `Delete job ${id.slice(0, 8)}?`,
+      details: `Its model, checkpoints, metrics and TensorBoard files go: ${bytes(size)}.`,
+      paths: [`/jobs/${id}`],
+      freed: () => size,
+    });
+    if (deleted.length) {
+      sessionStorage.setItem("finetune-notice", document.getElementById("message").textContent);
+      location.href = "/ui/";
+    }
+  });
 }
 
 function perClass(root, point) {

@@ -1,5 +1,6 @@
 // /ui/ — every job, newest first: status, dataset, progress with ETA, best validation accuracy.
 import { duration, escape, html, percent, request } from "../api.js";
+import { bytes, deleteWithConfirmation } from "../delete.js";
 
 const STATES = ["", "queued", "running", "succeeded", "failed", "cancelled"];
 
@@ -9,7 +10,8 @@ export async function render(root) {
   root.innerHTML = html`<h1>Jobs</h1>
     <div class="row" style="align-items:center">
       <label>Status <select data-testid="status-filter">${""}</select></label>
-      <div style="text-align:right"><button data-testid="compare-button" disabled>Compare selected</button></div>
+      <div style="text-align:right"><button data-testid="compare-button" disabled>Compare selected</button>
+        <button class="secondary" data-testid="delete-selected" disabled>Delete selected</button></div>
     </div>
     <table data-testid="jobs"><thead><tr><th></th><th>Job</th><th>Status</th><th>Dataset</th><th>Created</th>
       <th>Progress</th><th>Best val accuracy</th></tr></thead><tbody></tbody></table>`;
@@ -29,7 +31,7 @@ export async function render(root) {
     const p = job.progress;
     const eta = job.status === "running" ? ` · ETA ${duration(p.eta_seconds)}` : "";
     return html`<tr data-job="${job.id}">
-      <td><input type="checkbox" value="${job.id}" aria-label="compare"></td>
+      <td><input type="checkbox" value="${job.id}" aria-label="select job ${job.id.slice(0, 8)}"></td>
       <td><a href="/ui/jobs/${job.id}">${job.id.slice(0, 8)}</a></td>
       <td><span class="status ${job.status}">${job.status}</span></td>
       <td>${names[job.dataset_id] ?? "(deleted)"}</td>
@@ -40,6 +42,23 @@ export async function render(root) {
   }).join("") || `<tr><td colspan="7" class="muted">No jobs yet: <a href="/ui/new-job">start one</a>.</td></tr>`;
   const compare = root.querySelector("[data-testid=compare-button]");
   const picked = () => [...body.querySelectorAll("input:checked")].map((box) => box.value);
-  body.addEventListener("change", () => { compare.disabled = picked().length < 2; });
+  const remove = root.querySelector("[data-testid=delete-selected]");
+  body.addEventListener("change", () => {
+    compare.disabled = picked().length < 2;
+    remove.disabled = picked().length < 1;
+  });
   compare.addEventListener("click", () => { location.href = `/ui/compare?jobs=${picked().map(escape).join(",")}`; });
+  remove.addEventListener("click", async () => {
+    const chosen = jobs.filter((job) => picked().includes(job.id));
+    const size = (ids) => chosen.filter((job) => ids.includes(`/jobs/${job.id}`)).reduce((sum, job) => sum + job.size_bytes, 0);
+    const running = chosen.filter((job) => ["queued", "running"].includes(job.status)).length;
+    const deleted = await deleteWithConfirmation({
+      question: `Delete ${chosen.length} job(s)?`,
+      details: `Their models, checkpoints, metrics and TensorBoard files go: ${bytes(size(chosen.map((job) => `/jobs/${job.id}`)))}.`
+        + (running ? ` ${running} still queued or running must be cancelled first and will stay.` : ""),
+      paths: chosen.map((job) => `/jobs/${job.id}`),
+      freed: size,
+    });
+    deleted.forEach((path) => body.querySelector(`tr[data-job="${path.split("/").pop()}"]`)?.remove());
+  });
 }

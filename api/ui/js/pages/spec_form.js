@@ -1,62 +1,150 @@
-// The job form: every spec field with the API's own defaults (read from /openapi.json), and each
-// 422 detail shown next to the field it names.
+// The job form, generated from the API's own schema (JobCreate in /openapi.json): every option in
+// its group, with its label, default, range and one line of help; deprecated options left out;
+// each 422 shown next to the field it names.
 import { ApiError, escape, request } from "../api.js";
 
-const LAYERS = ["conv1", "conv2", "conv3", "conv4", "conv5", "fc6", "fc7", "fc8"];
+export const GROUPS = [
+  ["data", "Data"], ["layers", "Layers"], ["optimisation", "Optimisation"],
+  ["schedule", "Schedule"], ["regularisation", "Regularisation"], ["hardware", "Hardware"],
+];
+
+export async function jobSchema() {
+  return (await request("/openapi.json")).components.schemas.JobCreate;
+}
+
+// The options the form shows, in schema order: those with a group, none deprecated.
+export function formFields(schema) {
+  return Object.entries(schema.properties).filter(([, prop]) => prop["x-group"] && !prop.deprecated);
+}
+
+const valueSchema = (prop) => prop.anyOf?.find((option) => option.type !== "null") ?? prop;
+const nullable = (prop) => Boolean(prop.anyOf?.some((option) => option.type === "null"));
+
+function kind(prop) {
+  const value = valueSchema(prop);
+  if (value.type === "array") return "layers";
+  if (value.enum) return "choice";
+  if (value.type === "boolean") return "check";
+  if (value.type === "integer" || value.type === "number") return "number";
+  return "text";
+}
+
+function range(prop) {
+  const v = valueSchema(prop);
+  const low = v.minimum ?? v.exclusiveMinimum;
+  const high = v.maximum ?? v.exclusiveMaximum;
+  if (low === undefined && high === undefined) return "";
+  const from = low === undefined ? "" : `${v.exclusiveMinimum !== undefined ? "above" : "from"} ${low}`;
+  const to = high === undefined ? "" : `${v.exclusiveMaximum !== undefined ? "below" : "up to"} ${high}`;
+  return [from, to].filter(Boolean).join(", ");
+}
+
+function shownDefault(prop) {
+  if (prop.default === null || prop.default === undefined) return nullable(prop) ? "empty: off or automatic" : "";
+  if (Array.isArray(prop.default)) return `default ${prop.default.join(", ")}`;
+  if (typeof prop.default === "boolean") return `default ${prop.default ? "on" : "off"}`;
+  return `default ${prop.default}`;
+}
+
+function input(name, prop) {
+  const id = `field-${name}`;
+  const value = valueSchema(prop);
+  switch (kind(prop)) {
+    case "layers":
+      return `<span class="choices">${value.items.enum.map((layer) => `<label class="inline"><input type="checkbox"
+        name="${name}" value="${layer}"${(prop.default || []).includes(layer) ? " checked" : ""}>${layer}</label>`).join("")}</span>`;
+    case "choice":
+      return `<select id="${id}" name="${name}">${value.enum.map((option) =>
+        `<option${option === prop.default ? " selected" : ""}>${escape(option)}</option>`).join("")}</select>`;
+    case "check":
+      return `<input type="checkbox" id="${id}" name="${name}"${prop.default ? " checked" : ""}>`;
+    case "number": {
+      const low = value.minimum ?? value.exclusiveMinimum;
+      const high = value.maximum ?? value.exclusiveMaximum;
+      return `<input type="number" id="${id}" name="${name}" step="${value.type === "integer" ? 1 : "any"}"
+        ${low !== undefined ? `min="${low}"` : ""} ${high !== undefined ? `max="${high}"` : ""}
+        value="${escape(prop.default ?? "")}">`;
+    }
+    default:
+      return `<input type="text" id="${id}" name="${name}" value="${escape(prop.default ?? "")}">`;
+  }
+}
+
+// `name` in a description is code, as in the API's docs.
+const withCode = (text) => escape(text).replace(/`([^`]+)`/g, "<code>$1</code>");
+
+function fieldMarkup(name, prop) {
+  const help = [prop.description, shownDefault(prop), range(prop)].filter(Boolean).join(" · ");
+  const title = escape(prop.title || name);
+  const error = `<span class="field-error" role="alert" data-testid="error-${name}"></span>`;
+  const helpLine = `<small class="help" id="help-${name}">${withCode(help)}</small>`;
+  if (kind(prop) === "layers") {
+    return `<fieldset class="field" data-field="${name}" aria-describedby="help-${name}"><legend>${title}</legend>
+      ${input(name, prop)} ${helpLine} ${error}</fieldset>`;
+  }
+  return `<div class="field" data-field="${name}"><label for="field-${name}">${title}</label>
+    ${input(name, prop).replace("<input", `<input aria-describedby="help-${name}"`)} ${helpLine} ${error}</div>`;
+}
+
+// The spec the form holds, and the fields whose input is not a number.
+function readSpec(form, fields) {
+  const spec = {}, wrong = {};
+  for (const [name, prop] of fields) {
+    const element = form.elements[name];
+    const type = kind(prop);
+    if (type === "layers") spec[name] = [...form.querySelectorAll(`input[name="${name}"]:checked`)].map((box) => box.value);
+    else if (type === "check") spec[name] = element.checked;
+    else if (type === "number") {
+      if (element.validity.badInput || (element.value !== "" && !Number.isFinite(Number(element.value)))) {
+        wrong[name] = "must be a number";
+      } else if (element.value !== "") spec[name] = Number(element.value);
+      else if (nullable(prop)) spec[name] = null;
+    } else spec[name] = element.value;
+  }
+  return { spec, wrong };
+}
+
+// A message from the API placed next to its field: "field: message", or a rule that starts with a field's name.
+function placeErrors(form, error, names) {
+  const byField = error.fields();
+  if (!Object.keys(byField).length) {
+    const named = names.find((name) => error.detail.startsWith(`${name} `));
+    if (named) byField[named] = error.detail;
+  }
+  let placed = false;
+  for (const [name, message] of Object.entries(byField)) {
+    const slot = form.querySelector(`[data-testid="error-${name}"]`);
+    if (slot) { slot.textContent = message; placed = true; }
+  }
+  if (!placed) form.querySelector("[data-testid=form-error]").textContent = error.message;
+}
 
 export async function specForm(container, datasetId) {
-  const schema = (await request("/openapi.json")).components.schemas.JobCreate.properties;
-  const field = (name, input) => `<label data-field="${name}">${name}${input}
-    <span class="field-error" data-testid="error-${name}"></span></label>`;
-  const value = (name) => escape(schema[name]?.default ?? "");
-  const layers = (name) => `<span>${LAYERS.map((l) => `<label style="display:inline"><input type="checkbox"
-    name="${name}" value="${l}"${(schema[name].default || []).includes(l) ? " checked" : ""}>${l}</label>`).join(" ")}</span>`;
-  const number = (name, step) => `<input type="number" name="${name}" step="${step}" value="${value(name)}">`;
-  const check = (name) => `<input type="checkbox" name="${name}"${schema[name].default ? " checked" : ""}>`;
-  container.innerHTML = `<form class="spec" data-testid="job-form">
-    ${field("train_layers", layers("train_layers"))}
-    ${field("reinit_layers", layers("reinit_layers"))}
-    ${field("weights", `<input type="text" name="weights" value="${value("weights")}">`)}
-    ${field("optimizer", `<select name="optimizer"><option>sgd</option><option>adam</option></select>`)}
-    ${field("learning_rate", number("learning_rate", "any"))}
-    ${field("momentum", `<input type="number" name="momentum" step="any" placeholder="0.9 with sgd">`)}
-    ${field("num_epochs", number("num_epochs", 1))}
-    ${field("batch_size", number("batch_size", 1))}
-    ${field("dropout_rate", number("dropout_rate", "any"))}
-    ${field("early_stopping_patience", `<input type="number" name="early_stopping_patience" step="1" placeholder="off">`)}
-    ${field("seed", number("seed", 1))}
-    ${field("augment_flip", check("augment_flip"))}
-    ${field("mixed_precision", check("mixed_precision"))}
-    ${field("xla", check("xla"))}
-    ${field("feature_cache", check("feature_cache"))}
+  const fields = formFields(await jobSchema());
+  const groups = GROUPS.map(([group, heading]) => {
+    const inside = fields.filter(([, prop]) => prop["x-group"] === group);
+    return inside.length ? `<fieldset class="group" data-group="${group}"><legend>${heading}</legend>
+      ${inside.map(([name, prop]) => fieldMarkup(name, prop)).join("")}</fieldset>` : "";
+  });
+  container.innerHTML = `<form class="spec" data-testid="job-form" novalidate>${groups.join("")}
     <div><button data-testid="launch">Launch the finetune</button>
-      <p class="error" data-testid="form-error"></p></div></form>`;
+      <p class="error" role="alert" data-testid="form-error"></p></div></form>`;
   const form = container.querySelector("form");
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
     form.querySelectorAll(".field-error, [data-testid=form-error]").forEach((el) => { el.textContent = ""; });
-    const spec = { dataset_id: typeof datasetId === "function" ? datasetId() : datasetId };
-    const data = new FormData(form);
-    for (const name of ["train_layers", "reinit_layers"]) spec[name] = data.getAll(name);
-    spec.weights = data.get("weights");
-    spec.optimizer = data.get("optimizer");
-    for (const name of ["learning_rate", "momentum", "num_epochs", "batch_size", "dropout_rate", "early_stopping_patience", "seed"]) {
-      const raw = data.get(name);
-      if (raw !== "" && raw !== null) spec[name] = Number(raw);
+    const { spec, wrong } = readSpec(form, fields);
+    if (Object.keys(wrong).length) {
+      placeErrors(form, new ApiError(422, "InvalidInput", Object.entries(wrong).map(([n, m]) => `${n}: ${m}`).join("; ")), []);
+      return;
     }
-    for (const name of ["augment_flip", "mixed_precision", "xla", "feature_cache"]) spec[name] = data.get(name) === "on";
+    spec.dataset_id = typeof datasetId === "function" ? datasetId() : datasetId;
     try {
       const job = await request("/jobs", { method: "POST", json: spec });
       location.href = `/ui/jobs/${job.id}`;
     } catch (error) {
       if (!(error instanceof ApiError)) throw error;
-      const fields = error.fields();
-      let placed = false;
-      for (const [name, message] of Object.entries(fields)) {
-        const slot = form.querySelector(`[data-testid="error-${name}"]`);
-        if (slot) { slot.textContent = message; placed = true; }
-      }
-      if (!placed) form.querySelector("[data-testid=form-error]").textContent = error.message;
+      placeErrors(form, error, fields.map(([name]) => name));
     }
   });
 }

@@ -1,6 +1,7 @@
 // /ui/sweeps/{id} — the trials as a sortable table (best marked) and their validation curves
 // overlaid; refreshed every two seconds while trials run.
 import { ApiError, escape, html, percent, request, showMessage } from "../api.js";
+import { bytes, deleteWithConfirmation } from "../delete.js";
 import { validationCharts } from "./compare.js";
 
 const REFRESH_MS = 2000;
@@ -10,7 +11,8 @@ export async function render(root, sweepId) {
       <span class="status" data-testid="sweep-status"></span></h1>
     <p><span data-testid="sweep-summary"></span>
       <button data-testid="sweep-cancel" hidden>Cancel every trial</button>
-      <button data-testid="sweep-compare">Compare in the job view</button></p>
+      <button data-testid="sweep-compare">Compare in the job view</button>
+      <button class="secondary" data-testid="delete-sweep">Delete sweep</button></p>
     <section><h2>Trials</h2><table data-testid="trials"><thead></thead><tbody></tbody></table></section>
     <div class="row"><section><h2>Validation accuracy</h2><div class="chart" data-testid="sweep-accuracy"></div></section>
       <section><h2>Validation loss</h2><div class="chart" data-testid="sweep-loss"></div></section></div>`;
@@ -22,6 +24,12 @@ export async function render(root, sweepId) {
       draw(root, state, await request(`/sweeps/${sweepId}/cancel`, { method: "POST" }));
     } catch (error) {
       showMessage(error instanceof ApiError ? error.detail : error.message);
+    }
+  });
+  root.querySelector("[data-testid=delete-sweep]").addEventListener("click", async () => {
+    if ((await deleteSweep(sweepId)).length) {
+      sessionStorage.setItem("finetune-notice", document.getElementById("message").textContent);
+      location.href = "/ui/sweeps";
     }
   });
   root.querySelector("[data-testid=sweep-compare]").addEventListener("click", () => {
@@ -102,4 +110,18 @@ function draw(root, state, sweep) {
     const best = t.job_id === sweep.best_job_id ? " best" : "";
     return `<tr data-job="${escape(t.job_id)}" class="trial${best}">${cells}</tr>`;
   }).join("");
+}
+
+// All or nothing: every trial with its files, refused while one runs.
+export async function deleteSweep(id) {
+  const { data: trials } = await request(`/jobs?sweep_id=${id}&limit=500`);
+  const size = trials.reduce((sum, job) => sum + job.size_bytes, 0);
+  const running = trials.filter((job) => ["queued", "running"].includes(job.status)).length;
+  return deleteWithConfirmation({
+    question: `Delete sweep ${id.slice(0, 8)} and its ${trials.length} trial(s)?`,
+    details: `Every trial's model, checkpoints, metrics and TensorBoard files go: ${bytes(size)}.`
+      + (running ? ` ${running} trial(s) still run: cancel the sweep first.` : ""),
+    paths: [`/sweeps/${id}`],
+    freed: () => size,
+  });
 }

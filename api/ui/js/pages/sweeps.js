@@ -1,11 +1,16 @@
 // /ui/sweeps — every sweep, newest first: status, trials, best validation accuracy.
 import { html, percent, request } from "../api.js";
+import { deleteSweep } from "./sweep.js";
 
 export async function render(root) {
   root.innerHTML = html`<h1>Sweeps</h1>
     <p class="muted">Start one with <code>POST /sweeps</code> or <code>finetune client sweep</code>.</p>
     <table data-testid="sweeps"><thead><tr><th>Sweep</th><th>Status</th><th>Trials</th><th>Varies</th>
-      <th>Best val accuracy</th><th>Created</th></tr></thead><tbody></tbody></table>`;
+      <th>Best val accuracy</th><th>Created</th><th></th></tr></thead><tbody></tbody></table>`;
+  root.querySelector("tbody").addEventListener("click", async (event) => {
+    const id = event.target.closest("button[data-delete]")?.dataset.delete;
+    if (id && (await deleteSweep(id)).length) root.querySelector(`tr[data-sweep="${id}"]`)?.remove();
+  });
   const { data } = await request("/sweeps?limit=100");
   root.querySelector("tbody").innerHTML = data.map((sweep) => {
     const best = sweep.trials.find((t) => t.job_id === sweep.best_job_id);
@@ -14,6 +19,7 @@ export async function render(root) {
     return html`<tr data-sweep="${sweep.id}"><td><a href="/ui/sweeps/${sweep.id}">${sweep.id.slice(0, 8)}</a></td>
       <td><span class="status ${sweep.status}">${sweep.status}</span></td>
       <td>${ended} / ${sweep.trials.length}</td><td>${varies}</td><td>${percent(best?.best_val_accuracy)}</td>
-      <td>${new Date(sweep.created_at).toLocaleString()}</td></tr>`;
-  }).join("") || `<tr><td colspan="6" class="muted">No sweeps yet.</td></tr>`;
+      <td>${new Date(sweep.created_at).toLocaleString()}</td>
+      <td><button class="secondary" data-delete="${sweep.id}" aria-label="delete sweep ${sweep.id.slice(0, 8)}">Delete</button></td></tr>`;
+  }).join("") || `<tr><td colspan="7" class="muted">No sweeps yet.</td></tr>`;
 }
