@@ -14,6 +14,7 @@ from api.predictors import PredictorCache
 from api.routes import (
     dataset_images,
     datasets,
+    downloads,
     health,
     job_files,
     job_predictions,
@@ -54,7 +55,7 @@ def create_app() -> FastAPI:
     install_error_handlers(app)
     for router in (
         *(datasets.router, dataset_images.router, jobs.router, job_files.router, job_predictions.router),
-        *(sweeps.router, predict.router, health.router, metrics.router),
+        *(sweeps.router, predict.router, downloads.router, health.router, metrics.router),
     ):
         app.include_router(router)
     install_ui(app)  # after the API: its catch-all /ui/{page} must not shadow anything

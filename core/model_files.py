@@ -29,6 +29,16 @@ class ArchiveState(StrEnum):
     BUILDING = "building"
 
 
+def tensorboard_archive(storage: Storage, job_id: str) -> Path:
+    """The job's TensorBoard events so far, zipped into a temporary file the caller removes (the
+    events grow while it runs, so each download zips them again)."""
+    storage.tmp_dir.mkdir(parents=True, exist_ok=True)
+    handle, path = tempfile.mkstemp(dir=storage.tmp_dir, suffix=".zip")
+    os.close(handle)
+    build_archive(storage.tensorboard_dir(job_id), f"tensorboard-{job_id}", Path(path))
+    return Path(path)
+
+
 def archive_name(job_id: str, fmt: str) -> str:
     return f"finetune-{job_id}" if fmt == "savedmodel" else f"finetune-{job_id}-{fmt}"
 
