@@ -63,12 +63,14 @@ def upload(zip_file, name, val_fraction, test_fraction, seed, wait):
 @client.command()
 @click.argument("dataset_id")
 @click.option("--weights", default="imagenet", show_default=True, help="imagenet, random, or job:<id>.")
+@click.option("--name", default=None, help="What people call this job.")
+@click.option("--note", default=None, help="Anything worth remembering about it.")
 @spec_options
 @click.option("--follow/--no-follow", default=False, help="Follow the job until it ends.")
-def submit(dataset_id, weights, train_layers, reinit_layers, follow, **options):
+def submit(dataset_id, weights, name, note, train_layers, reinit_layers, follow, **options):
     """Start a finetune of DATASET_ID with the same options as `finetune train`."""
     fields = spec_fields(train_layers, reinit_layers, options)
-    job = _run(lambda: _api().create_job(dataset_id, weights=weights, **fields))
+    job = _run(lambda: _api().create_job(dataset_id, weights=weights, name=name, note=note, **fields))
     click.echo(job["id"])
     if follow:
         _follow(job["id"])
@@ -128,6 +130,7 @@ def list_jobs(status, limit, as_json):
     rows = [
         (
             job["id"],
+            job.get("name") or "",
             job["status"],
             names.get(job["dataset_id"], "(deleted)"),
             f"{job['best']['val_accuracy']:.4f}" if job["best"] else "",
@@ -136,7 +139,7 @@ def list_jobs(status, limit, as_json):
         )
         for job in jobs
     ]
-    print_table(("ID", "STATUS", "DATASET", "BEST VAL ACC", "CREATED (UTC)", ""), rows)
+    print_table(("ID", "NAME", "STATUS", "DATASET", "BEST VAL ACC", "CREATED (UTC)", ""), rows)
 
 
 def print_table(headers: tuple[str, ...], rows: list[tuple]) -> None:

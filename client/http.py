@@ -121,6 +121,10 @@ class FinetuneClient:
             time.sleep(interval)
         return dataset
 
+    def update_dataset(self, dataset_id: str, **changes) -> dict:
+        """A new `name` or `note` (a note of None clears it)."""
+        return self._call("PATCH", f"/datasets/{dataset_id}", json=changes)
+
     def delete_dataset(self, dataset_id: str) -> None:
         self._call("DELETE", f"/datasets/{dataset_id}")
 
@@ -134,6 +138,10 @@ class FinetuneClient:
     def list_jobs(self, status: str | None = None, offset: int = 0, limit: int = 50) -> dict:
         params = {"offset": offset, "limit": limit, **({"status": status} if status else {})}
         return self._call("GET", "/jobs", params=params)
+
+    def update_job(self, job_id: str, **changes) -> dict:
+        """A new `name` or `note` (None clears one); what runs is not touched."""
+        return self._call("PATCH", f"/jobs/{job_id}", json=changes)
 
     def cancel_job(self, job_id: str) -> dict:
         return self._call("POST", f"/jobs/{job_id}/cancel")

@@ -69,6 +69,14 @@ def register_upload(
     return row
 
 
+def describe_dataset(session: Session, dataset_id: str, owner: str | None, changes: dict) -> DatasetRow:
+    """A new name or note (a note of None clears it)."""
+    row = get_dataset(session, dataset_id, owner)
+    for field in changes.keys() & {"name", "note"}:
+        setattr(row, field, changes[field])
+    return row
+
+
 class PreparationStopped(Exception):
     """The dataset was deleted, or another preparer took it over: stop and leave nothing behind."""
 

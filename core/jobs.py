@@ -29,7 +29,13 @@ PREVIOUS_JOB_PREFIX = "job:"
 
 
 def create_job(
-    session: Session, settings: Settings, owner: str | None, dataset_id: str, spec: TrainSpec
+    session: Session,
+    settings: Settings,
+    owner: str | None,
+    dataset_id: str,
+    spec: TrainSpec,
+    name: str | None = None,
+    note: str | None = None,
 ) -> JobRow:
     """Check that the job can run, then write it as `queued`. The caller commits, then enqueues."""
     dataset = get_dataset(session, dataset_id, owner, for_update=True)  # a delete waits for this commit
@@ -51,7 +57,13 @@ def create_job(
     except SpecError as exc:
         raise InvalidRequest(str(exc)) from None
     row = JobRow(
-        owner=owner, dataset_id=dataset_id, status=JobStatus.QUEUED, spec=spec.model_dump(mode="json")
+        owner=owner,
+        dataset_id=dataset_id,
+        status=JobStatus.QUEUED,
+        spec=spec.model_dump(mode="json"),
+        name=name,
+        note=note,
+        classes=list(dataset.classes or []),
     )
     session.add(row)
     session.flush()
@@ -79,6 +91,14 @@ def start_weights_dir(spec: TrainSpec, storage: Storage) -> Path | None:
 
 def get_job(session: Session, job_id: str, owner: str | None) -> JobRow:
     return get_owned(session, JobRow, job_id, owner, JobNotFound, "job")
+
+
+def describe_job(session: Session, job_id: str, owner: str | None, changes: dict) -> JobRow:
+    """A new name or note (None clears it); what runs is not touched."""
+    row = get_job(session, job_id, owner)
+    for field in changes.keys() & {"name", "note"}:
+        setattr(row, field, changes[field])
+    return row
 
 
 def job_status(session: Session, job_id: str, owner: str | None) -> str:

@@ -49,6 +49,7 @@ class DatasetRow(Base):
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
     owner: Mapped[str | None] = mapped_column(String(64), index=True)
     name: Mapped[str] = mapped_column(String(255))
+    note: Mapped[str | None] = mapped_column(Text)
     status: Mapped[str] = mapped_column(String(16))  # preparing | ready | failed
     classes: Mapped[list[Any]] = mapped_column(default=list)
     num_images: Mapped[int] = mapped_column(Integer, default=0)
@@ -87,6 +88,9 @@ class JobRow(Base):
     owner: Mapped[str | None] = mapped_column(String(64), index=True)
     dataset_id: Mapped[str | None] = mapped_column(ForeignKey("datasets.id", ondelete="SET NULL"), index=True)
     status: Mapped[str] = mapped_column(String(16))  # queued | running | succeeded | failed | cancelled
+    name: Mapped[str | None] = mapped_column(String(255))
+    note: Mapped[str | None] = mapped_column(Text)
+    classes: Mapped[list[Any] | None] = mapped_column(JSON)  # the dataset's, kept: it may be deleted
     spec: Mapped[dict[str, Any]]
     sweep_id: Mapped[str | None] = mapped_column(ForeignKey("sweeps.id", ondelete="SET NULL"), index=True)
     sweep_params: Mapped[dict[str, Any] | None] = mapped_column(JSON)  # what this trial varies
@@ -146,3 +150,15 @@ class ApiTokenRow(Base):
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     revoked_at: Mapped[datetime | None]  # kept, marked: a service that had tokens never opens itself
+
+
+class DownloadLinkRow(Base):
+    """A short-lived, single-use link to one of a job's files: a browser saves it straight from the
+    server (a plain link cannot send a token). The link's secret is stored hashed."""
+
+    __tablename__ = "download_links"
+
+    secret_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), index=True)
+    file: Mapped[str] = mapped_column(String(16))  # savedmodel, onnx, tflite or tensorboard
+    expires_at: Mapped[datetime]

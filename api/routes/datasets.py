@@ -9,7 +9,7 @@ from starlette.concurrency import run_in_threadpool
 
 from api.deps import OffsetQuery, OwnerDep, SessionDep, SettingsDep, StorageDep
 from api.schemas.common import error_responses
-from api.schemas.datasets import REJECTED_IN_LISTINGS, DatasetPublic, DatasetsPublic
+from api.schemas.datasets import REJECTED_IN_LISTINGS, DatasetPublic, DatasetsPublic, DatasetUpdate
 from core import datasets as service
 from core.errors import InvalidDataset
 from core.queue import enqueue_preparation
@@ -99,6 +99,16 @@ def list_datasets(
 @router.get("/{dataset_id}", response_model=DatasetPublic, responses=ERRORS)
 def get_dataset(dataset_id: str, session: SessionDep, storage: StorageDep, owner: OwnerDep):
     return DatasetPublic.from_row(service.get_dataset(session, dataset_id, owner), storage)
+
+
+@router.patch("/{dataset_id}", response_model=DatasetPublic, responses=ERRORS)
+def describe_dataset(
+    dataset_id: str, body: DatasetUpdate, session: SessionDep, storage: StorageDep, owner: OwnerDep
+):
+    """Rename a dataset or change its note: only the fields sent change; a null note clears it."""
+    row = service.describe_dataset(session, dataset_id, owner, body.model_dump(include=body.model_fields_set))
+    session.commit()
+    return DatasetPublic.from_row(row, storage)
 
 
 @router.delete("/{dataset_id}", status_code=status.HTTP_204_NO_CONTENT, responses=ERRORS)

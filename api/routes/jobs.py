@@ -11,7 +11,7 @@ from starlette.concurrency import run_in_threadpool
 
 from api.deps import OffsetQuery, OwnerDep, SessionDep, SettingsDep, StorageDep
 from api.schemas.common import error_responses
-from api.schemas.jobs import JobCreate, JobPublic, JobsPublic, MetricsPublic, TrainPoint, ValPoint
+from api.schemas.jobs import JobCreate, JobPublic, JobsPublic, JobUpdate, MetricsPublic, TrainPoint, ValPoint
 from core import jobs as service
 from core.db import get_sessionmaker
 from core.queue import enqueue_training
@@ -28,7 +28,9 @@ def create_job(
     body: JobCreate, session: SessionDep, settings: SettingsDep, storage: StorageDep, owner: OwnerDep
 ):
     """Launch a finetune. 409 when the dataset is not ready or `imagenet` weights are not installed."""
-    row = service.create_job(session, settings, owner, body.dataset_id, body.train_spec())
+    row = service.create_job(
+        session, settings, owner, body.dataset_id, body.train_spec(), body.name, body.note
+    )
     session.commit()
     enqueue_training(row.id)
     return JobPublic.from_row(row, storage)
@@ -54,6 +56,14 @@ def list_jobs(
 @router.get("/{job_id}", response_model=JobPublic, responses=ERRORS)
 def get_job(job_id: str, session: SessionDep, storage: StorageDep, owner: OwnerDep):
     return JobPublic.from_row(service.get_job(session, job_id, owner), storage)
+
+
+@router.patch("/{job_id}", response_model=JobPublic, responses=ERRORS)
+def describe_job(job_id: str, body: JobUpdate, session: SessionDep, storage: StorageDep, owner: OwnerDep):
+    """Rename a job or change its note: only the fields sent change; null clears one."""
+    row = service.describe_job(session, job_id, owner, body.model_dump(include=body.model_fields_set))
+    session.commit()
+    return JobPublic.from_row(row, storage)
 
 
 MAX_TRAIN_POINTS = 10_000

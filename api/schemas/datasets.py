@@ -19,6 +19,7 @@ class DatasetPublic(BaseModel):
 
     id: str
     name: str
+    note: str | None = None
     status: str = Field(description="preparing, ready or failed")
     classes: list[str]
     num_images: int
@@ -62,3 +63,12 @@ class DatasetImage(BaseModel):
 class DatasetImagesPublic(BaseModel):
     data: list[DatasetImage]
     count: int
+
+
+class DatasetUpdate(BaseModel):
+    """A dataset's name and note; only the fields sent change (a null note clears it)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(default=None, min_length=1, max_length=255, description="a dataset keeps a name")
+    note: str | None = Field(default=None, max_length=4000)

@@ -13,6 +13,8 @@ from model.training.spec import TrainSpec
 
 # How the job form shows each option: its group and its label (its help is the description).
 FORM_FIELDS = {
+    "name": ("data", "Name"),
+    "note": ("data", "Note"),
     "weights": ("data", "Start from"),
     "train_layers": ("layers", "Layers that train"),
     "reinit_layers": ("layers", "Layers that start fresh"),
@@ -59,8 +61,22 @@ class JobCreate(TrainSpec):
         description="`imagenet`, `random`, or `job:<id>` to continue from a succeeded job.",
     )
 
+    name: str | None = Field(default=None, max_length=255, description="What people call this job.")
+    note: str | None = Field(
+        default=None, max_length=4000, description="Anything worth remembering about it."
+    )
+
     def train_spec(self) -> TrainSpec:
-        return TrainSpec(**self.model_dump(exclude={"dataset_id"}))
+        return TrainSpec(**self.model_dump(exclude={"dataset_id", "name", "note"}))
+
+
+class JobUpdate(BaseModel):
+    """A job's name and note; only the fields sent change (null clears)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str | None = Field(default=None, max_length=255)
+    note: str | None = Field(default=None, max_length=4000)
 
 
 class Progress(BaseModel):
@@ -94,9 +110,14 @@ class EvaluationResult(BaseModel):
 
 class JobPublic(BaseModel):
     id: str
+    name: str | None = None
+    note: str | None = None
     status: str = Field(description="queued, running, succeeded, failed or cancelled")
     spec: dict[str, Any]
     dataset_id: str | None
+    classes: list[str] | None = Field(
+        default=None, description="the dataset's class names, kept with the job"
+    )
     sweep_id: str | None = Field(default=None, description="the sweep this job is a trial of")
     sweep_params: dict[str, Any] | None = Field(default=None, description="what this trial varies")
     progress: Progress
@@ -141,6 +162,9 @@ class JobPublic(BaseModel):
             best=best,
             test=test,
             error=row.error,
+            name=row.name,
+            note=row.note,
+            classes=row.classes,
             cancel_requested=row.cancel_requested,
             attempts=row.attempts,
             size_bytes=storage.job_size(row.id) if storage is not None else 0,
@@ -200,6 +224,12 @@ class ImagePredictionsPublic(BaseModel):
     dataset_id: str | None
     data: list[ImagePrediction]
     count: int
+
+
+class DownloadLink(BaseModel):
+    url: str = Field(description="GET it without a token, once, within `expires_in_seconds`")
+    filename: str
+    expires_in_seconds: int
 
 
 class ModelBuilding(BaseModel):

@@ -60,7 +60,7 @@ def test_the_command_line_client(start_service, tmp_path):
     assert uploaded.returncode == 0, uploaded.stderr
     assert '"status": "ready"' in uploaded.stdout and "upload: 100%" in uploaded.stderr
     dataset_id = next(line for line in uploaded.stdout.splitlines() if '"id"' in line).split('"')[3]
-    options = ["--epochs", "2", "--batch-size", "4", "--no-flip", "--follow"]
+    options = ["--epochs", "2", "--batch-size", "4", "--no-flip", "--name", "first-try", "--follow"]
     submitted = finetune_client(service, "submit", dataset_id, *options)
     assert submitted.returncode == 0, submitted.stderr
     job_id = submitted.stdout.splitlines()[0]
@@ -69,8 +69,13 @@ def test_the_command_line_client(start_service, tmp_path):
     assert job["spec"]["augment_flip"] is False and job["spec"]["num_epochs"] == 2
 
     header, row = finetune_client(service, "list").stdout.splitlines()
-    assert header.split() == ["ID", "STATUS", "DATASET", "BEST", "VAL", "ACC", "CREATED", "(UTC)"]
-    assert row.split()[:3] == [job_id, "succeeded", "pets.zip"]  # named after the file
+    assert header.split() == ["ID", "NAME", "STATUS", "DATASET", "BEST", "VAL", "ACC", "CREATED", "(UTC)"]
+    assert row.split()[:4] == [
+        job_id,
+        "first-try",
+        "succeeded",
+        "pets.zip",
+    ]  # the dataset: named after its file
     listed = json.loads(finetune_client(service, "list", "--json").stdout)
     assert [item["id"] for item in listed] == [job_id]
 

@@ -423,11 +423,11 @@ def test_every_json_body_has_a_limit(client):
 
 def test_options_and_405_name_every_method_of_the_path(client):
     answered = client.options("/jobs/some-id")
-    assert answered.status_code == 204 and answered.headers["allow"] == "DELETE, GET, HEAD, OPTIONS"
+    assert answered.status_code == 204 and answered.headers["allow"] == "DELETE, GET, HEAD, OPTIONS, PATCH"
     assert client.options("/jobs").headers["allow"] == "GET, HEAD, OPTIONS, POST"
     refused = client.put("/jobs/some-id", json={})
     assert_error(refused, 405, "MethodNotAllowed", "PUT is not allowed")
-    assert refused.headers["allow"] == "DELETE, GET, HEAD, OPTIONS"
+    assert refused.headers["allow"] == "DELETE, GET, HEAD, OPTIONS, PATCH"
     assert client.options("/no/such/route").status_code == 404
 
 
