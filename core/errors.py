@@ -20,6 +20,9 @@ class NotFound(AppError):
     status_code = 404
 
 
+class DownloadLinkNotFound(NotFound): ...
+
+
 class DatasetNotFound(NotFound): ...
 
 

@@ -12,7 +12,7 @@ from selenium.webdriver.support.ui import Select
 from api.schemas.jobs import JobCreate
 from testkit.images import class_folder_zip
 from testkit.service import upload_and_wait, wait_for
-from tests.utils.browser import by_testid, element, screenshot, text_of, wait_until
+from tests.utils.browser import accessibility_problems, by_testid, element, screenshot, text_of, wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser]
 
@@ -72,6 +72,7 @@ def test_the_job_form_offers_every_option_and_launches_with_them(start_service, 
         fill(browser, name, value)
     fill(browser, "num_epochs", 2)
     fill(browser, "batch_size", 4)
+    fill(browser, "name", "cosine, balanced")
     browser.execute_script("arguments[0].scrollIntoView()", form)
     screenshot(browser, "job-form")
     by_testid(browser, "launch").click()
@@ -85,6 +86,12 @@ def test_the_job_form_offers_every_option_and_launches_with_them(start_service, 
     }
     assert (spec["warmup_epochs"], spec["weight_decay"], spec["label_smoothing"]) == (1, 0.01, 0.1)
     assert spec["num_epochs"] == 2 and spec["momentum"] == 0.9 and spec["early_stopping_patience"] is None
+    launched = api.get(f"/jobs/{browser.current_url.rsplit('/', 1)[1]}").json()
+    assert (launched["name"], launched["note"], launched["classes"]) == (
+        "cosine, balanced",
+        None,
+        ["cat", "dog"],
+    )
 
 
 def by_testid_help(form, name: str) -> str:
@@ -100,7 +107,7 @@ def confirm(driver, answer: str) -> str:
     return details
 
 
-def test_a_running_job_shows_its_latest_confusion_matrix_then_is_cancelled_and_deleted(
+def test_a_running_job_shows_its_latest_confusion_matrix_then_outlives_its_dataset(
     start_service, browser, tmp_path
 ):
     service = start_service()
@@ -116,6 +123,24 @@ def test_a_running_job_shows_its_latest_confusion_matrix_then_is_cancelled_and_d
     by_testid(browser, "cancel").click()
     wait_until(browser, lambda d: text_of(d, "job-status") == "cancelled")
 
+    # named on its page
+    browser.find_element(By.CSS_SELECTOR, "[data-testid=describe] summary").click()
+    element(browser, "form.describe input[name=name]").send_keys("long run")
+    element(browser, "form.describe textarea").send_keys("stopped on purpose")
+    by_testid(browser, "describe-save").click()
+    wait_until(browser, lambda d: text_of(d, "job-name") == "long run")
+    assert api.get(f"/jobs/{job['id']}").json()["note"] == "stopped on purpose"
+
+    # its dataset deleted from the list: the job keeps its class names and says where its images went
+    browser.get(f"{service.url}/ui/datasets")
+    element(browser, f"button[data-delete='{dataset['id']}']").click()
+    assert "1 job(s) trained on it keep their models" in confirm(browser, "go")
+    wait_until(browser, lambda d: "No datasets yet" in text_of(d, "datasets"))
+    browser.get(f"{service.url}/ui/jobs/{job['id']}")
+    table = element(browser, "[data-testid=confusion-matrix]")
+    assert [cell.text for cell in table.find_elements(By.CSS_SELECTOR, "thead th")][1:] == ["cat", "dog"]
+    wait_until(browser, lambda d: "dataset was deleted" in text_of(d, "misclassified"))
+
     wait_until(browser, lambda d: by_testid(d, "delete-job").is_enabled())
     by_testid(browser, "delete-job").click()
     assert "checkpoints" in confirm(browser, "keep")
@@ -127,12 +152,6 @@ def test_a_running_job_shows_its_latest_confusion_matrix_then_is_cancelled_and_d
     assert "freed" in browser.find_element(By.ID, "message").text
     assert api.get(f"/jobs/{job['id']}").status_code == 404
 
-    browser.get(f"{service.url}/ui/datasets")
-    element(browser, f"button[data-delete='{dataset['id']}']").click()
-    assert "No job uses it" in confirm(browser, "go")
-    wait_until(browser, lambda d: "No datasets yet" in text_of(d, "datasets"))
-    assert api.get(f"/datasets/{dataset['id']}").status_code == 404
-
 
 def test_jobs_are_deleted_together_from_the_list(start_service, browser, tmp_path):
     service = start_service()
@@ -141,6 +160,17 @@ def test_jobs_are_deleted_together_from_the_list(start_service, browser, tmp_pat
     spec = {"dataset_id": dataset["id"], "num_epochs": 1, "batch_size": 4}
     ids = [api.post("/jobs", json=spec).json()["id"] for _ in range(2)]
     wait_for(lambda: all(api.get(f"/jobs/{i}").json()["status"] == "succeeded" for i in ids), timeout=300)
+
+    # a model download streams from the server into a file, through a one-time link
+    browser.get(f"{service.url}/ui/jobs/{ids[0]}")
+    wait_until(browser, lambda d: by_testid(d, "download-model").is_enabled())
+    by_testid(browser, "download-model").click()
+    saved = browser.download_dir / f"finetune-{ids[0]}.zip"
+    wait_until(browser, lambda d: saved.is_file(), timeout=300, message="the model was not saved")
+    with api.stream("GET", f"/jobs/{ids[0]}/model") as whole:
+        assert saved.stat().st_size == int(whole.headers["content-length"]) > 100e6
+    assert "your browser shows its progress" in browser.find_element(By.ID, "message").text
+
     browser.get(f"{service.url}/ui/")
     for job_id in ids:
         element(browser, f"tr[data-job='{job_id}'] input[type=checkbox]").click()
@@ -172,3 +202,41 @@ def test_the_token_dialog_can_be_escaped_and_guards_uploads(start_service, brows
     element(browser, "dialog[data-testid=token-prompt] input").send_keys("a-long-secret-token")
     by_testid(browser, "token-use").click()
     wait_until(browser, lambda d: "/ui/datasets/" in d.current_url)
+
+
+def test_every_page_passes_axe(start_service, browser, tmp_path):
+    """axe-core on every page with real content: no serious or critical violation."""
+    service = start_service()
+    api = httpx.Client(base_url=service.url, timeout=60)
+    dataset = upload_and_wait(api, tmp_path, per_class=5)
+    sweep = api.post(
+        "/sweeps",
+        json={
+            "dataset_id": dataset["id"],
+            "base": {"num_epochs": 1, "batch_size": 4},
+            "grid": {"dropout_rate": [0.3, 0.5]},
+        },
+    ).json()
+    wait_for(lambda: api.get(f"/sweeps/{sweep['id']}").json()["status"] == "succeeded", timeout=300)
+    jobs = [trial["job_id"] for trial in api.get(f"/sweeps/{sweep['id']}").json()["trials"]]
+    pages = {
+        "/ui/": "[data-testid=jobs] tr[data-job]",
+        f"/ui/jobs/{jobs[0]}": "[data-testid=confusion-matrix]",
+        "/ui/datasets": "[data-testid=datasets] button[data-delete]",
+        f"/ui/datasets/{dataset['id']}": "form[data-testid=job-form]",
+        "/ui/new-job": "form[data-testid=job-form]",
+        "/ui/predict": "main h1",
+        f"/ui/compare?jobs={jobs[0]},{jobs[1]}": "[data-testid=compare-specs] tr",
+        "/ui/sweeps": "[data-testid=sweeps] tr[data-sweep]",
+        f"/ui/sweeps/{sweep['id']}": "[data-testid=trials] tr.trial",
+    }
+    problems = {}
+    for path, ready in pages.items():
+        browser.get(f"{service.url}{path}")
+        element(browser, ready, timeout=60)
+        problems[path] = accessibility_problems(browser)
+    by_testid(browser, "delete-sweep").click()  # a dialog open over the page
+    element(browser, "dialog[data-testid=confirm-dialog]")
+    problems["delete dialog"] = accessibility_problems(browser)
+    failing = [f"{path}: {problem}" for path, found in problems.items() for problem in found]
+    assert failing == [], "\n".join(failing)

@@ -39,7 +39,13 @@ def start_chromium(profile_dir: Path) -> webdriver.Chrome:
     for flag in (*FLAGS, f"--user-data-dir={profile_dir}"):
         options.add_argument(flag)
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    return webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    driver.download_dir = profile_dir.parent / "downloads"  # what the page saves lands here
+    driver.download_dir.mkdir(parents=True, exist_ok=True)
+    driver.execute_cdp_cmd(
+        "Browser.setDownloadBehavior", {"behavior": "allow", "downloadPath": str(driver.download_dir)}
+    )
+    return driver
 
 
 def script_errors(driver) -> list[str]:
@@ -70,6 +76,26 @@ def text_of(driver, testid: str) -> str:
 
 def chart_points(driver, testid: str) -> int:
     return int(by_testid(driver, testid).find_element(By.TAG_NAME, "svg").get_attribute("data-points") or 0)
+
+
+AXE = Path(__file__).resolve().parents[1] / "browser" / "vendor" / "axe-core" / "axe.min.js"
+RUN_AXE = """
+const done = arguments[arguments.length - 1];
+axe.run(document, {resultTypes: ["violations"]}).then((result) => done(result.violations.map((v) => (
+  {id: v.id, impact: v.impact, help: v.help, nodes: v.nodes.slice(0, 3).map((n) => n.target.join(" "))}))));
+"""
+
+
+def accessibility_problems(driver) -> list[str]:
+    """axe-core's serious and critical violations on the page as it is now (vendored, injected)."""
+    driver.set_script_timeout(60)
+    driver.execute_script(AXE.read_text())
+    found = driver.execute_async_script(RUN_AXE)
+    return [
+        f"{v['id']} ({v['impact']}): {v['help']} at {v['nodes']}"
+        for v in found
+        if v["impact"] in ("serious", "critical")
+    ]
 
 
 def screenshot(driver, name: str) -> None:

@@ -88,41 +88,70 @@ export async function objectUrl(path) {
   return URL.createObjectURL(await response.blob());
 }
 
-// A download the service may have to build first: it answers 202 with Retry-After until it is there.
-export async function download(path, filename, onWait = () => {}) {
+// A download: a one-time link is asked for with the token (202 with Retry-After while the service
+// builds the file: `onWait(seconds so far)`), then the browser saves the file straight from the
+// server, with its own progress, never holding it in the page's memory.
+export async function download(linkPath, onWait = () => {}) {
+  const started = Date.now();
   let response;
-  while ((response = await request(path, { raw: true })).status === 202) {
-    onWait((await response.json()).detail);
+  while ((response = await request(linkPath, { method: "POST", raw: true })).status === 202) {
+    onWait(Math.round((Date.now() - started) / 1000));
     await new Promise((done) => setTimeout(done, 1000 * Number(response.headers.get("Retry-After") || 2)));
   }
-  onWait("");
-  const link = document.createElement("a");
-  link.href = URL.createObjectURL(await response.blob());
-  link.download = filename;
-  link.click();
+  const link = await response.json();
+  const anchor = document.createElement("a");
+  anchor.href = link.url;
+  anchor.download = link.filename;
+  document.body.append(anchor);
+  anchor.click();
+  anchor.remove();
+  return link;
 }
 
-// Server-Sent Events through fetch (EventSource cannot send a header): calls onEvent(name, data).
+// Server-Sent Events through fetch (EventSource cannot send a header): calls onEvent(name, data)
+// until the stream's `end` event. A dropped stream is picked up again after its last event
+// (`Last-Event-ID`), so nothing is missed or repeated; an error answer (401, 404) ends it.
 export async function followEvents(path, onEvent, signal) {
-  const response = await request(path, { raw: true, headers: { Accept: "text/event-stream" } });
+  let lastId = null;
+  for (let failures = 0; !signal?.aborted; ) {
+    try {
+      const headers = { Accept: "text/event-stream", ...(lastId ? { "Last-Event-ID": lastId } : {}) };
+      const response = await request(path, { raw: true, headers });
+      failures = 0;
+      const ended = await readEvents(response, signal, (name, data, id) => {
+        if (id) lastId = id;
+        onEvent(name, data);
+      });
+      if (ended) return;
+    } catch (error) {
+      if (error instanceof ApiError || ++failures > 30) throw error;
+    }
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+  }
+}
+
+// True once the `end` event came; false when the stream closed before it.
+async function readEvents(response, signal, onEvent) {
   const reader = response.body.getReader();
   const decoder = new TextDecoder();
   let buffer = "";
   signal?.addEventListener("abort", () => reader.cancel());
   while (true) {
     const { value, done } = await reader.read();
-    if (done) return;
+    if (done) return false;
     buffer += decoder.decode(value, { stream: true });
     let end;
     while ((end = buffer.search(/\r?\n\r?\n/)) >= 0) {
       const block = buffer.slice(0, end);
       buffer = buffer.slice(end).replace(/^\r?\n\r?\n/, "");
-      let name = "message", data = "";
+      let name = "message", data = "", id = null;
       for (const line of block.split(/\r?\n/)) {
         if (line.startsWith("event:")) name = line.slice(6).trim();
         else if (line.startsWith("data:")) data += line.slice(5).trim();
+        else if (line.startsWith("id:")) id = line.slice(3).trim();
       }
-      if (data) onEvent(name, JSON.parse(data));
+      if (data) onEvent(name, JSON.parse(data), id);
+      if (name === "end") return true;
     }
   }
 }

@@ -1,5 +1,6 @@
 // /ui/datasets/{id} — classes, split counts, rejected files, thumbnails per class, and the job form.
 import { escape, html, objectUrl, request } from "../api.js";
+import { describeEditor } from "../describe.js";
 import { deleteDataset } from "./datasets.js";
 import { specForm } from "./spec_form.js";
 
@@ -7,7 +8,7 @@ const PAGE = 24;
 
 export async function render(root, id) {
   let dataset = await request(`/datasets/${id}`);
-  root.innerHTML = html`<h1>Dataset ${dataset.name}</h1>
+  root.innerHTML = html`<h1>Dataset <span data-testid="dataset-name">${dataset.name}</span></h1><div id="describe"></div>
     <section><span class="status ${dataset.status}" data-testid="dataset-status">${dataset.status}</span>
       <span class="muted" data-testid="dataset-summary"></span>
       <button class="secondary" data-testid="delete-dataset">Delete dataset</button>
@@ -17,6 +18,9 @@ export async function render(root, id) {
       <div class="thumbs" data-testid="thumbnails"></div></section>
     <section><h2>Rejected files</h2><ul data-testid="rejected"></ul></section>
     <section><h2>Launch a finetune on it</h2><div id="form"></div></section>`;
+  describeEditor(root.querySelector("#describe"), `/datasets/${id}`, dataset, (saved) => {
+    root.querySelector("[data-testid=dataset-name]").textContent = saved.name;
+  });
   root.querySelector("[data-testid=delete-dataset]").addEventListener("click", async () => {
     if ((await deleteDataset(id)).length) {
       sessionStorage.setItem("finetune-notice", document.getElementById("message").textContent);

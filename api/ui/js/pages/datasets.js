@@ -6,7 +6,7 @@ export async function render(root) {
   root.innerHTML = html`<h1>Datasets</h1>
     <section><h2>Upload a ZIP</h2>
       <form data-testid="upload-form">
-        <div class="row"><input type="file" name="file" accept=".zip,application/zip" required>
+        <div class="row"><input type="file" name="file" accept=".zip,application/zip" required aria-label="dataset ZIP">
           <input type="text" name="name" placeholder="name (optional)">
           <label>val <input type="number" name="val_fraction" value="0.15" step="0.01" min="0.01" max="0.9"></label>
           <label>test <input type="number" name="test_fraction" value="0.15" step="0.01" min="0" max="0.9"></label>

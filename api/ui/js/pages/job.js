@@ -1,8 +1,9 @@
 // /ui/jobs/{id} — status, progress, live curves, per-class metrics, confusion matrix,
 // misclassified images, the spec, and the actions.
-import { download, duration, escape, followEvents, html, objectUrl, percent, request, showMessage } from "../api.js";
+import { download, duration, escape, followEvents, html, objectUrl, percent, request, showMessage, showNotice } from "../api.js";
 import { LineChart } from "../chart.js";
 import { bytes, deleteWithConfirmation } from "../delete.js";
+import { describeEditor } from "../describe.js";
 
 const ENDED = ["succeeded", "failed", "cancelled"];
 const report = (error) => showMessage(error.message);
@@ -13,7 +14,8 @@ export async function render(root, id) {
     ? html`<p data-testid="job-sweep">Trial of <a href="/ui/sweeps/${job.sweep_id}">sweep ${job.sweep_id.slice(0, 8)}</a>:
         ${Object.entries(job.sweep_params ?? {}).map(([k, v]) => `${k}=${JSON.stringify(v)}`).join(", ")}</p>`
     : "";
-  root.innerHTML = html`<h1>Job ${id.slice(0, 8)} <span class="status" data-testid="job-status"></span></h1>${sweep}
+  root.innerHTML = html`<h1><span data-testid="job-name">${job.name ?? `Job ${id.slice(0, 8)}`}</span>
+    <span class="status" data-testid="job-status"></span></h1>${sweep}<div id="describe"></div>
     <p class="error" data-testid="job-error"></p>
     <section><progress data-testid="job-progress" max="1" value="0"></progress>
       <div class="muted" data-testid="progress-text"></div>
@@ -31,8 +33,10 @@ export async function render(root, id) {
       <p class="muted">rows: true class · columns: predicted</p><div id="matrix"></div></section>
     <section><h2>Misclassified images of the best epoch</h2><div class="thumbs" data-testid="misclassified"></div></section>
     <section><h2>Spec</h2><pre data-testid="spec"></pre></section>`;
-  const dataset = job.dataset_id ? await request(`/datasets/${job.dataset_id}`).catch(() => null) : null;
-  const classes = dataset?.classes ?? [];
+  describeEditor(root.querySelector("#describe"), `/jobs/${id}`, job, (saved) => {
+    root.querySelector("[data-testid=job-name]").textContent = saved.name ?? `Job ${id.slice(0, 8)}`;
+  });
+  const classes = job.classes ?? [];  // kept with the job: its dataset may be gone
   const loss = new LineChart(root.querySelector("[data-testid=loss-chart]"), { yLabel: "loss" });
   const accuracy = new LineChart(root.querySelector("[data-testid=accuracy-chart]"), { yLabel: "accuracy" });
   const epochs = [];
@@ -111,13 +115,16 @@ function actions(root, id, current, refresh) {
   });
   act("cancel", () => request(`/jobs/${id}/cancel`, { method: "POST" }));
   act("resume", async () => { await request(`/jobs/${id}/resume`, { method: "POST" }); location.reload(); });
+  const saving = async (linkPath, what) => {
+    const converting = (seconds) => showNotice(`Preparing the ${what}… ${seconds} s (a conversion takes up to a minute)`);
+    const link = await download(linkPath, converting);
+    showNotice(`Saving ${link.filename}: your browser shows its progress.`);
+  };
   act("download-model", () => {
     const format = root.querySelector("[data-testid=model-format]").value;
-    const suffix = format === "savedmodel" ? "" : `-${format}`;
-    const building = (detail) => showMessage(detail && `The ${format} model: ${detail}`);
-    return download(`/jobs/${id}/model?format=${format}`, `finetune-${id}${suffix}.zip`, building);
+    return saving(`/jobs/${id}/model/link?format=${format}`, `${format} model`);
   });
-  act("download-tensorboard", () => download(`/jobs/${id}/tensorboard`, `tensorboard-${id}.zip`));
+  act("download-tensorboard", () => saving(`/jobs/${id}/tensorboard/link`, "TensorBoard files"));
   act("delete-job", async () => {
     const size = current().size_bytes;
     const deleted = await deleteWithConfirmation({
@@ -158,8 +165,11 @@ async function matrix(root, id, classes) {
 }
 
 async function misclassified(root, id, datasetId) {
-  if (!datasetId) return;
   const box = root.querySelector("[data-testid=misclassified]");
+  if (!datasetId) {
+    box.innerHTML = `<p class="muted">The dataset was deleted: its images are gone with it.</p>`;
+    return;
+  }
   // Each new best epoch and the job's end redraw this; only the latest call draws, or two calls
   // interleaving their awaits would leave both calls' images in the box.
   const call = (box.dataset.call = String(Number(box.dataset.call || 0) + 1));

@@ -3,6 +3,7 @@ import { duration, escape, html, percent, request } from "../api.js";
 import { bytes, deleteWithConfirmation } from "../delete.js";
 
 const STATES = ["", "queued", "running", "succeeded", "failed", "cancelled"];
+const REFRESH_MS = 3000;
 
 export async function render(root) {
   const params = new URLSearchParams(location.search);
@@ -21,27 +22,19 @@ export async function render(root) {
     location.search = filter.value ? `?status=${filter.value}` : "";
   });
   const query = status ? `?status=${status}&limit=200` : "?limit=200";
-  const [{ data: jobs }, { data: datasets }] = await Promise.all([
-    request(`/jobs${query}`),
-    request("/datasets?limit=500"),
-  ]);
-  const names = Object.fromEntries(datasets.map((d) => [d.id, d.name]));
   const body = root.querySelector("tbody");
-  body.innerHTML = jobs.map((job) => {
-    const p = job.progress;
-    const eta = job.status === "running" ? ` · ETA ${duration(p.eta_seconds)}` : "";
-    return html`<tr data-job="${job.id}">
-      <td><input type="checkbox" value="${job.id}" aria-label="select job ${job.id.slice(0, 8)}"></td>
-      <td><a href="/ui/jobs/${job.id}">${job.id.slice(0, 8)}</a></td>
-      <td><span class="status ${job.status}">${job.status}</span></td>
-      <td>${names[job.dataset_id] ?? "(deleted)"}</td>
-      <td>${new Date(job.created_at).toLocaleString()}</td>
-      <td><progress max="1" value="${p.fraction ?? 0}"></progress>
-        <span class="muted">${p.phase ?? ""}${eta}</span></td>
-      <td>${percent(job.best?.val_accuracy)}</td></tr>`;
-  }).join("") || `<tr><td colspan="7" class="muted">No jobs yet: <a href="/ui/new-job">start one</a>.</td></tr>`;
+  let jobs = [];
+  const load = async () => {
+    const [page, { data: datasets }] = await Promise.all([request(`/jobs${query}`), request("/datasets?limit=500")]);
+    jobs = page.data;
+    const names = Object.fromEntries(datasets.map((d) => [d.id, d.name]));
+    const ticked = new Set(picked());
+    body.innerHTML = jobs.map((job) => row(job, names, ticked.has(job.id))).join("")
+      || `<tr><td colspan="7" class="muted">No jobs yet: <a href="/ui/new-job">start one</a>.</td></tr>`;
+    return jobs.some((job) => ["queued", "running"].includes(job.status));
+  };
   const compare = root.querySelector("[data-testid=compare-button]");
-  const picked = () => [...body.querySelectorAll("input:checked")].map((box) => box.value);
+  function picked() { return [...body.querySelectorAll("input:checked")].map((box) => box.value); }
   const remove = root.querySelector("[data-testid=delete-selected]");
   body.addEventListener("change", () => {
     compare.disabled = picked().length < 2;
@@ -61,4 +54,21 @@ export async function render(root) {
     });
     deleted.forEach((path) => body.querySelector(`tr[data-job="${path.split("/").pop()}"]`)?.remove());
   });
+  // the list follows the jobs while any is queued or running
+  while ((await load()) && root.isConnected) await new Promise((resolve) => setTimeout(resolve, REFRESH_MS));
+}
+
+function row(job, names, ticked) {
+  const p = job.progress;
+  const eta = job.status === "running" ? ` · ETA ${duration(p.eta_seconds)}` : "";
+  const sweep = job.sweep_id ? html` <a class="tag" href="/ui/sweeps/${job.sweep_id}">sweep ${job.sweep_id.slice(0, 8)}</a>` : "";
+  return html`<tr data-job="${job.id}">
+    <td><input type="checkbox" value="${job.id}" aria-label="select job ${job.id.slice(0, 8)}"${ticked ? html` checked` : ""}></td>
+    <td><a href="/ui/jobs/${job.id}">${job.name ?? job.id.slice(0, 8)}</a>${sweep}</td>
+    <td><span class="status ${job.status}">${job.status}</span></td>
+    <td>${names[job.dataset_id] ?? "(deleted)"}</td>
+    <td>${new Date(job.created_at).toLocaleString()}</td>
+    <td><progress max="1" value="${p.fraction ?? 0}" aria-label="progress"></progress>
+      <span class="muted">${p.phase ?? ""}${eta}</span></td>
+    <td>${percent(job.best?.val_accuracy)}</td></tr>`;
 }

@@ -6,7 +6,7 @@ export async function render(root) {
   root.innerHTML = html`<h1>Predict</h1><section>
     <label>Model <select data-testid="model-select"><option value="imagenet">ImageNet (pretrained, 1000 classes)</option></select></label>
     <label>Top <input type="number" name="top_k" value="5" min="1" max="20" style="width:4rem"></label>
-    <div class="drop" data-testid="drop-zone">Drop images here, or <input type="file" data-testid="image-input" accept="image/*" multiple></div>
+    <div class="drop" data-testid="drop-zone">Drop images here, or <input type="file" data-testid="image-input" accept="image/*" multiple aria-label="images to classify"></div>
     <p class="error" data-testid="predict-error"></p></section>
     <div data-testid="predict-result"></div>`;
   const select = root.querySelector("select");

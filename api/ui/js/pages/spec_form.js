@@ -99,7 +99,7 @@ function readSpec(form, fields) {
         wrong[name] = "must be a number";
       } else if (element.value !== "") spec[name] = Number(element.value);
       else if (nullable(prop)) spec[name] = null;
-    } else spec[name] = element.value;
+    } else spec[name] = element.value === "" && nullable(prop) ? null : element.value;
   }
   return { spec, wrong };
 }

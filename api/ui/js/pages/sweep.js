@@ -85,8 +85,11 @@ function draw(root, state, sweep) {
   root.querySelector("[data-testid=sweep-cancel]").hidden = sweep.status !== "running";
   const cols = columns(sweep);
   root.querySelector("thead").innerHTML = "<tr>" + cols.map(([key, label]) => {
-    const arrow = key === state.sortKey ? (state.descending ? " ▼" : " ▲") : "";
-    return `<th data-sort="${escape(key)}" class="sortable">${escape(label)}${arrow}</th>`;
+    const sorted = key === state.sortKey;
+    const arrow = sorted ? (state.descending ? " ▼" : " ▲") : "";
+    const order = sorted ? (state.descending ? "descending" : "ascending") : "none";
+    return `<th data-sort="${escape(key)}" class="sortable" aria-sort="${order}"><button type="button" class="sort"
+      >${escape(label)}${arrow}</button></th>`;
   }).join("") + "</tr>";
   const sign = state.descending ? -1 : 1;
   // equal accuracies rank by loss, lower first, as the server picks the best trial
